@@ -1,0 +1,126 @@
+"""Run configurations: YAML files validated on load against one declared schema."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reprflow.components.common.errors import ConfigError
+
+# field -> (type check, description of what is allowed, default). A default of REQUIRED must be given.
+REQUIRED = object()
+
+
+def _integral(v: Any) -> Any:
+    """KFP passes dict parameters as protobuf Structs, whose numbers are all floats: 16 -> 16.0."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def _pos_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _pos_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def _fraction(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
+
+
+def _seeds(v: Any) -> bool:
+    return (
+        isinstance(v, list)
+        and len(v) >= 2
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v)
+        and len(set(v)) == len(v)
+    )
+
+
+SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
+    "data": {
+        "uri": (lambda v: isinstance(v, str) and v != "", "a path or gs:// URI", REQUIRED),
+        "min_item_count": (_pos_int, "a positive integer", 5),
+        # 0 reads every row. (Not null: KFP parameters cannot hold null values.)
+        "max_rows": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer", 0),
+    },
+    "seeds": {"": (_seeds, "a list of at least two distinct non-negative integers", [0, 1, 2])},
+    "pretrain": {
+        "dim": (_pos_int, "a positive integer", 64),
+        "window": (_pos_int, "a positive integer", 5),
+        "epochs": (_pos_int, "a positive integer", 5),
+        "negatives": (_pos_int, "a positive integer", 5),
+        "batch_size": (_pos_int, "a positive integer", 4096),
+        "learning_rate": (_pos_num, "a positive number", 0.005),
+        "checkpoint_every": (_pos_int, "a positive integer (steps)", 500),
+        "device": (lambda v: v in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda", "auto"),
+    },
+    "featurize": {
+        "anchors": (_pos_int, "a positive integer", 256),
+        "kernel": (lambda v: v == "cosine", "cosine", "cosine"),
+    },
+    "evaluate": {"knn_k": (_pos_int, "a positive integer", 10)},
+    "downstream": {
+        "test_fraction": (_fraction, "a number strictly between 0 and 1", 0.3),
+        "split_seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", 0),
+        "product_type_classes": (
+            lambda v: _pos_int(v) and v >= 2,
+            "an integer of at least 2",
+            15,
+        ),
+    },
+}
+
+
+def validate_config(raw: Any, source: str = "<config>") -> dict[str, Any]:
+    """Fill defaults and check every field; ConfigError names the source, the field and the value."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(SCHEMA))
+    if unknown:
+        raise ConfigError(f"{source}: unknown section {unknown[0]!r} (known: {', '.join(SCHEMA)})")
+    config: dict[str, Any] = {}
+    for section, fields in SCHEMA.items():
+        if "" in fields:  # a scalar or list at the top level
+            check, allowed, default = fields[""]
+            value = copy.deepcopy(raw.get(section, default))
+            value = [_integral(v) for v in value] if isinstance(value, list) else value
+            if not check(value):
+                raise ConfigError(f"{source}: field '{section}' must be {allowed}, got {value!r}")
+            config[section] = value
+            continue
+        given = raw.get(section) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"{source}: section '{section}' must be a mapping, got {given!r}")
+        unknown = sorted(set(given) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown field '{section}.{unknown[0]}' (known: {', '.join(fields)})"
+            )
+        out: dict[str, Any] = {}
+        for name, (check, allowed, default) in fields.items():
+            if name not in given and default is REQUIRED:
+                raise ConfigError(f"{source}: missing required field '{section}.{name}'")
+            value = copy.deepcopy(given.get(name, default))
+            if not check(value) and check(_integral(value)):
+                value = _integral(value)
+            if not check(value):
+                raise ConfigError(f"{source}: field '{section}.{name}' must be {allowed}, got {value!r}")
+            out[name] = value
+        config[section] = out
+    return config
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and validate a YAML run configuration."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return validate_config(raw, str(path))

@@ -1,0 +1,128 @@
+"""Stability of embedding tables across pretraining seeds.
+
+Tables a (n, Da), b (n, Db) hold embeddings of the same n entities, row i of
+each being entity i.
+
+k-NN overlap (e.g. Antoniak & Mimno, "Evaluating the Stability of
+Embedding-based Word Similarities", TACL 2018; Wendlandt et al., NAACL 2018):
+N_a(i) are the k rows of a with the highest cosine similarity to row i
+(excluding i; zero rows have cosine 0 with everything; ties go to the lower
+row index), and
+
+    overlap@k = mean_i |N_a(i) ∩ N_b(i)| / k.
+
+For independent tables its expectation is k / (n - 1). Similarities are formed
+block_rows rows at a time, never as an n x n matrix.
+
+Linear CKA (Kornblith, Norouzi, Lee, Hinton, "Similarity of Neural Network
+Representations Revisited", ICML 2019), with column-centred Xc, Yc:
+
+    CKA = ||Yc' Xc||_F^2 / (||Xc' Xc||_F ||Yc' Yc||_F).
+
+Orthogonal Procrustes residual (Schönemann 1966), same widths, centred a, b:
+
+    R* = argmin_{R'R = I} ||a R - b||_F = U V'  where a'b = U S V',
+    residual = ||a R* - b||_F / ||b||_F.
+
+seed_stability averages all three over the unordered pairs of seed tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+
+from .kernel_alignment import _as_matrix, _linear_alignment
+
+__all__ = ["knn_overlap", "linear_cka", "procrustes_residual", "seed_stability"]
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def _neighbours(unit: np.ndarray, start: int, stop: int, k: int) -> np.ndarray:
+    """(stop - start, k) sorted indices of each block row's k most cosine-similar other rows."""
+    sims = unit[start:stop] @ unit.T
+    rows = np.arange(stop - start)
+    sims[rows, start + rows] = -np.inf
+    n = sims.shape[1]
+    kth = np.partition(sims, n - k, axis=1)[:, n - k, None]  # k-th largest per row
+    above = sims > kth
+    ties = sims == kth
+    # fill the remaining slots with the lowest-indexed ties, so the choice is deterministic
+    need = k - above.sum(axis=1, keepdims=True)
+    chosen = above | (ties & (np.cumsum(ties, axis=1) <= need))
+    return np.nonzero(chosen)[1].reshape(-1, k)
+
+
+def _knn_overlaps(
+    tables: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]], k: int, block_rows: int
+) -> np.ndarray:
+    """Mean k-NN overlap for each pair of tables; each table's neighbours are found once per block."""
+    n = tables[0].shape[0]
+    if not (isinstance(k, (int, np.integer)) and 1 <= k <= n - 1):
+        raise ValueError(f"k must be an integer in [1, n - 1] = [1, {n - 1}], got {k}")
+    if not (isinstance(block_rows, (int, np.integer)) and block_rows >= 1):
+        raise ValueError(f"block_rows must be a positive integer, got {block_rows}")
+    units = [_unit_rows(t) for t in tables]
+    shared = np.zeros(len(pairs))
+    for start in range(0, n, block_rows):
+        stop = min(start + block_rows, n)
+        nbrs = [_neighbours(u, start, stop, k) for u in units]
+        for p, (i, j) in enumerate(pairs):
+            # each row's two index sets have no repeats, so equal neighbours after sorting = intersection
+            merged = np.sort(np.concatenate([nbrs[i], nbrs[j]], axis=1), axis=1)
+            shared[p] += np.count_nonzero(merged[:, 1:] == merged[:, :-1])
+    return shared / (n * k)
+
+
+def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _as_matrix(a, "a"), _as_matrix(b, "b")
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"tables must have the same rows (entities), got n={a.shape[0]} and n={b.shape[0]}")
+    return a, b
+
+
+def knn_overlap(a: np.ndarray, b: np.ndarray, k: int = 10, block_rows: int = 1024) -> float:
+    """Mean over entities of |N_a ∩ N_b| / k for cosine k-nearest neighbours (self excluded)."""
+    a, b = _pair(a, b)
+    return float(_knn_overlaps([a, b], [(0, 1)], k, block_rows)[0])
+
+
+def linear_cka(a: np.ndarray, b: np.ndarray) -> float:
+    """Linear CKA between tables a (n, Da) and b (n, Db); 0.0 if either is constant."""
+    a, b = _pair(a, b)
+    return _linear_alignment(a, b)
+
+
+def procrustes_residual(a: np.ndarray, b: np.ndarray) -> float:
+    """||a R* - b||_F / ||b||_F after centring, R* the best orthogonal map; a, b both (n, D)."""
+    a, b = _pair(a, b)
+    if a.shape != b.shape:
+        raise ValueError(f"Procrustes needs tables of the same width, got {a.shape} and {b.shape}")
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    b_norm = np.linalg.norm(b)
+    if b_norm == 0.0:
+        raise ValueError("b is constant (all zero after centring); the relative residual is undefined")
+    u, _, vt = np.linalg.svd(a.T @ b)
+    return float(np.linalg.norm(a @ (u @ vt) - b) / b_norm)
+
+
+def seed_stability(tables: Sequence[np.ndarray], k: int = 10, *, block_rows: int = 1024) -> dict[str, float]:
+    """k-NN overlap, linear CKA and Procrustes residual, each averaged over all pairs of tables."""
+    if len(tables) < 2:
+        raise ValueError(f"need at least 2 tables, got {len(tables)}")
+    mats = [_as_matrix(t, f"tables[{i}]") for i, t in enumerate(tables)]
+    if any(m.shape != mats[0].shape for m in mats):
+        raise ValueError(f"all tables must have the same shape, got {[m.shape for m in mats]}")
+    pairs = list(combinations(range(len(mats)), 2))
+    return {
+        f"knn_overlap_at_{k}": float(_knn_overlaps(mats, pairs, k, block_rows).mean()),
+        "linear_cka": float(np.mean([_linear_alignment(mats[i], mats[j]) for i, j in pairs])),
+        "procrustes_residual": float(np.mean([procrustes_residual(mats[i], mats[j]) for i, j in pairs])),
+    }

@@ -1,0 +1,24 @@
+"""KFP component: featurize. Declaration only; the work is in reprflow.components.featurize.run."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Output
+
+from reprflow.version import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def featurize(
+    embedding_set: Input[Dataset],
+    items: Input[Dataset],
+    config: dict,
+    featurizer: Output[Artifact],
+    representations: Output[Dataset],
+):
+    """Fit FPR (anchors, kernel) and write raw, fpr and fpr_seedmean representations."""
+    from reprflow.components.common.stage import run_stage
+    from reprflow.components.featurize.run import run_featurize
+
+    meta = run_stage(
+        lambda cfg: run_featurize(embedding_set.path, items.path, cfg, featurizer.path, representations.path), config
+    )
+    featurizer.metadata.update({"anchors": meta["anchors"], "kernel": meta["kernel"], "config_hash": meta["config_hash"]})

@@ -1,0 +1,65 @@
+"""featurize stage: fit FPR on the embedding set and write every representation for comparison.
+
+Outputs:
+- featurizer/: `featurizer.json` (anchors, kernel) and `meta.json`;
+- representations/: one (K, n, D) float32 array per representation, `ids.json`, `meta.json`:
+  raw (each seed's embeddings), fpr (each seed's kernel to the anchors, S_k) and fpr_seedmean
+  (leave-one-seed-out means of S_k, the seed-averaged featurizer as retrained with K-1 seeds).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reprflow.components.common.artifacts import atomic_dir, load_npy, read_json, write_json
+from reprflow.components.common.provenance import provenance
+from reprflow.components.common.tables import read_items
+from reprflow.components.featurize.fpr import FPRFeaturizer, leave_one_out_means
+
+REPRESENTATIONS = ("raw", "fpr", "fpr_seedmean")
+
+
+def run_featurize(
+    embedding_set_dir: str, items_path: str, config: dict[str, Any], featurizer_dir: str, representations_dir: str
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    tables = load_npy(Path(embedding_set_dir) / "embeddings.npy")
+    ids = read_json(Path(embedding_set_dir) / "ids.json")
+    set_meta = read_json(Path(embedding_set_dir) / "meta.json")
+    items = read_items(items_path)
+    if items["item"].astype(str).tolist() != ids:
+        raise ValueError(f"{embedding_set_dir}: entity ids differ from the items table {items_path}")
+    cfg = config["featurize"]
+    m = min(cfg["anchors"], len(ids))
+    featurizer = FPRFeaturizer.fit(ids, items["baskets"].to_numpy(), m, cfg["kernel"])
+    per_seed = featurizer.transform_seeds(tables, ids)
+    reps = {"raw": tables, "fpr": per_seed, "fpr_seedmean": leave_one_out_means(per_seed)}
+    meta = provenance(
+        config,
+        seeds=set_meta["seeds"],
+        anchors=m,
+        kernel=cfg["kernel"],
+        shapes={k: list(v.shape) for k, v in reps.items()},
+        inputs={"embedding_set": embedding_set_dir, "items": items_path},
+        timings_s={**set_meta["timings_s"], "featurize": time.perf_counter() - started},
+    )
+    with atomic_dir(featurizer_dir) as out:
+        write_json(out / "featurizer.json", featurizer.to_dict())
+        write_json(out / "meta.json", meta)
+    with atomic_dir(representations_dir) as out:
+        for name, array in reps.items():
+            np.save(out / f"{name}.npy", np.ascontiguousarray(array, dtype=np.float32))
+        write_json(out / "ids.json", ids)
+        write_json(out / "meta.json", meta)
+    return meta
+
+
+def load_representations(representations_dir: str) -> tuple[dict[str, np.ndarray], list[str], dict]:
+    """The (K, n, D) arrays by name, the entity ids and the metadata of a representations artifact."""
+    root = Path(representations_dir)
+    reps = {name: load_npy(root / f"{name}.npy") for name in REPRESENTATIONS}
+    return reps, read_json(root / "ids.json"), read_json(root / "meta.json")

@@ -1,0 +1,29 @@
+"""KFP component: ingest. Declaration only; the work is in reprflow.components.ingest.ingest."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Output
+
+from reprflow.version import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def ingest(
+    data_uri: str,
+    config: dict,
+    interactions: Output[Dataset],
+    items: Output[Dataset],
+    customers: Output[Dataset],
+) -> dict:
+    """Validate and clean the interactions; returns dataset statistics."""
+    import time
+
+    from reprflow.components.common.stage import run_stage
+    from reprflow.components.ingest.ingest import ingest as read_clean, write_outputs
+
+    def work(cfg: dict) -> dict:
+        started = time.perf_counter()
+        result = read_clean(data_uri, cfg["data"]["min_item_count"], cfg["data"]["max_rows"] or None)
+        write_outputs(result, interactions.path, items.path, customers.path)
+        return {**result.stats, "duration_s": time.perf_counter() - started}
+
+    return run_stage(work, config)

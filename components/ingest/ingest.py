@@ -1,0 +1,228 @@
+"""ingest: read Online Retail transactions, validate them, and write clean tables.
+
+Input: CSV (.csv, .csv.gz) or Parquet, a local path or gs:// URI, with the UCI columns
+InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID.
+Output (Parquet):
+- interactions: invoice, item, customer (nullable), quantity, unit_price, timestamp;
+- items: the vocabulary (items in at least `min_item_count` baskets), sorted by id, with
+  description, basket count and median price: its row order is the entity order everywhere;
+- customers: customer, first and last purchase, number of invoices.
+Cleaning drops cancellations (invoice starting with C), non-product stock codes (postage, fees,
+manual entries, gift vouchers: anything that is not five digits plus optional letters), and rows
+with a non-positive quantity or price. Nothing is written unless every check passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reprflow.components.common.errors import DataError
+from reprflow.components.common.storage import local_copy
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = (
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+)
+PRODUCT_CODE = re.compile(r"^\d{5}[A-Z]*$")
+DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M")  # this copy; the UCI spreadsheet's CSV export
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    customers: pd.DataFrame
+    stats: dict[str, int]
+
+
+def read_table(path: Path, source: str, max_rows: int | None = None) -> pd.DataFrame:
+    """Read CSV/Parquet with every required column as text (parsing is ours, so errors are too)."""
+    name = source.lower()
+    try:
+        if name.endswith(".parquet"):
+            df = pd.read_parquet(path)
+            if max_rows is not None:
+                df = df.head(max_rows)
+        elif name.endswith((".csv", ".csv.gz")):
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=max_rows)
+        else:
+            raise DataError(f"{source}: unsupported file type (expected .csv, .csv.gz or .parquet)")
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{source}: cannot read as a table ({type(exc).__name__}: {exc})") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing column '{missing[0]}' (found: {', '.join(map(str, df.columns))})"
+        )
+    return df
+
+
+def _bad_value(source: str, df: pd.DataFrame, column: str, bad: pd.Series, what: str) -> DataError:
+    first = bad.to_numpy().nonzero()[0][0]
+    line = f"row {first + 1}" if source.lower().endswith(".parquet") else f"line {first + 2}"
+    return DataError(
+        f"{source}: column '{column}' {line}: cannot parse {df[column].iloc[first]!r} as {what} "
+        f"({int(bad.sum())} such rows)"
+    )
+
+
+def _numbers(source: str, df: pd.DataFrame, column: str, integer: bool) -> pd.Series:
+    raw = df[column]
+    values = pd.to_numeric(raw.astype(str).str.strip(), errors="coerce")
+    bad = values.isna() | ~np.isfinite(values)
+    if integer:
+        bad |= values.notna() & (values != values.round())
+    if bad.any():
+        raise _bad_value(source, df, column, bad, "an integer" if integer else "a number")
+    return values.astype("int64" if integer else "float64")
+
+
+def _dates(source: str, df: pd.DataFrame) -> pd.Series:
+    raw = df["InvoiceDate"]
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        parsed = raw
+    else:
+        text = raw.astype(str).str.strip()
+        parsed = pd.to_datetime(text, format=DATE_FORMATS[0], errors="coerce")
+        for fmt in DATE_FORMATS[1:]:
+            if parsed.isna().any():
+                parsed = parsed.fillna(pd.to_datetime(text, format=fmt, errors="coerce"))
+    bad = parsed.isna()
+    if bad.any():
+        raise _bad_value(source, df, "InvoiceDate", bad, "a date (YYYY-MM-DD HH:MM:SS)")
+    return parsed
+
+
+def _customers(source: str, df: pd.DataFrame) -> pd.Series:
+    text = df["CustomerID"].astype(str).str.strip()
+    text = text.mask(text.isin(["", "nan", "None", "<NA>"]))
+    # The UCI file writes ids as floats ("17850.0"); keep them as integer strings.
+    numeric = pd.to_numeric(text, errors="coerce")
+    bad = text.notna() & (numeric.isna() | (numeric != numeric.round()))
+    if bad.any():
+        raise _bad_value(source, df, "CustomerID", bad, "a customer id")
+    return numeric.astype("Int64").astype("string")
+
+
+def clean(df: pd.DataFrame, source: str, min_item_count: int) -> IngestResult:
+    """Validate and clean raw transactions; DataError on anything that cannot be used."""
+    if len(df) == 0:
+        raise DataError(f"{source}: the file has no data rows")
+    invoice = df["InvoiceNo"].astype(str).str.strip()
+    item = df["StockCode"].astype(str).str.strip().str.upper()
+    quantity = _numbers(source, df, "Quantity", integer=True)
+    price = _numbers(source, df, "UnitPrice", integer=False)
+    timestamp = _dates(source, df)
+    customer = _customers(source, df)
+
+    cancelled = invoice.str.upper().str.startswith("C")
+    non_product = ~item.str.match(PRODUCT_CODE)
+    non_positive = (quantity <= 0) | (price <= 0)
+    keep = ~(cancelled | non_product | non_positive)
+    stats = {
+        "rows_read": len(df),
+        "cancellations": int(cancelled.sum()),
+        "non_product_rows": int((non_product & ~cancelled).sum()),
+        "non_positive_rows": int((non_positive & ~cancelled & ~non_product).sum()),
+    }
+    interactions = pd.DataFrame(
+        {
+            "invoice": invoice[keep].astype("string"),
+            "item": item[keep].astype("string"),
+            "customer": customer[keep],
+            "quantity": quantity[keep],
+            "unit_price": price[keep],
+            "timestamp": timestamp[keep],
+        }
+    ).reset_index(drop=True)
+    if interactions.empty:
+        raise DataError(
+            f"{source}: no rows left after cleaning ({stats['rows_read']} read: "
+            f"{stats['cancellations']} cancellations, {stats['non_product_rows']} non-product codes, "
+            f"{stats['non_positive_rows']} non-positive quantities or prices)"
+        )
+
+    description = df["Description"].astype(str).str.strip()[keep].reset_index(drop=True)
+    items = _item_table(interactions, description, min_item_count)
+    if len(items) < 2:
+        raise DataError(
+            f"{source}: only {len(items)} item(s) appear in at least {min_item_count} baskets "
+            f"(field data.min_item_count); an embedding needs more"
+        )
+    customers = (
+        interactions.dropna(subset=["customer"])
+        .groupby("customer")
+        .agg(
+            first_purchase=("timestamp", "min"),
+            last_purchase=("timestamp", "max"),
+            invoices=("invoice", "nunique"),
+        )
+        .reset_index()
+        .sort_values("customer", ignore_index=True)
+    )
+    stats |= {
+        "rows": len(interactions),
+        "items": len(items),
+        "baskets": int(interactions["invoice"].nunique()),
+        "customers": len(customers),
+    }
+    return IngestResult(interactions, items, customers, stats)
+
+
+def _item_table(interactions: pd.DataFrame, description: pd.Series, min_count: int) -> pd.DataFrame:
+    per_item = interactions.groupby("item")
+    baskets = per_item["invoice"].nunique()
+    frame = pd.DataFrame({"item": interactions["item"], "description": description})
+    frame = frame[frame["description"] != ""]
+    # The most frequent description, ties by text: stock codes are sometimes relabelled.
+    top = (
+        frame.value_counts(["item", "description"])
+        .reset_index()
+        .sort_values(["item", "count", "description"], ascending=[True, False, True])
+        .drop_duplicates("item")
+        .set_index("item")["description"]
+    )
+    items = pd.DataFrame(
+        {
+            "baskets": baskets,
+            "median_price": per_item["unit_price"].median(),
+            "description": top.reindex(baskets.index).fillna("").astype("string"),
+        }
+    )
+    items = items[items["baskets"] >= min_count].reset_index().rename(columns={"index": "item"})
+    items = items.sort_values("item", ignore_index=True)
+    return items[["item", "description", "baskets", "median_price"]]
+
+
+def ingest(uri: str, min_item_count: int = 5, max_rows: int | None = None) -> IngestResult:
+    """Read `uri` (local path or gs://) and return the cleaned tables."""
+    with local_copy(uri) as path:
+        df = read_table(path, uri, max_rows)
+    result = clean(df, uri, min_item_count)
+    log.info("ingest %s: %s", uri, result.stats)
+    return result
+
+
+def write_outputs(result: IngestResult, interactions: str, items: str, customers: str) -> None:
+    """Write the three tables; each file appears whole (written then renamed) or not at all."""
+    for frame, path in ((result.interactions, interactions), (result.items, items), (result.customers, customers)):
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(target)

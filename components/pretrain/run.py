@@ -1,0 +1,64 @@
+"""pretrain stage: item2vec for one seed, from the ingest tables to a model artifact."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reprflow.components.common.artifacts import atomic_dir, write_json
+from reprflow.components.common.provenance import provenance
+from reprflow.components.common.stage import TORCH_THREADS_ENV
+from reprflow.components.common.tables import read_interactions, read_items, vocabulary_rows
+from reprflow.components.pretrain.item2vec import Baskets, Item2VecConfig, checkpoint_key, make_baskets, train
+
+log = logging.getLogger(__name__)
+
+
+def run_pretrain(
+    interactions_path: str,
+    items_path: str,
+    seed: int,
+    config: dict[str, Any],
+    checkpoint_root: str,
+    model_dir: str,
+) -> dict[str, Any]:
+    """Train one seed and write `model_dir/{input,output}.npy` and `meta.json`; returns the metadata.
+
+    Checkpoints go to `checkpoint_root/<key>/seed-<seed>.pt`, the key naming data and
+    hyperparameters, so a rerun of the same task (a retry, a new pipeline run) resumes.
+    """
+    started = time.perf_counter()
+    if os.environ.get(TORCH_THREADS_ENV):
+        torch.set_num_threads(int(os.environ[TORCH_THREADS_ENV]))
+    items = read_items(items_path)
+    rows, item_index = vocabulary_rows(read_interactions(interactions_path), items)
+    baskets: Baskets = make_baskets(rows["invoice"].astype(str).to_numpy(), item_index, len(items))
+    cfg = Item2VecConfig(**config["pretrain"])
+    ckpt = None
+    if checkpoint_root:
+        ckpt = Path(checkpoint_root) / checkpoint_key(cfg, baskets, seed) / f"seed-{seed}.pt"
+    log.info("pretrain seed %d: %d items, %d basket events, checkpoint %s", seed, baskets.n_items, len(baskets.item), ckpt)
+    result = train(baskets, cfg, seed, checkpoint=ckpt)
+    meta = provenance(
+        config,
+        seed=seed,
+        data_fingerprint=baskets.fingerprint(),
+        inputs={"interactions": interactions_path, "items": items_path},
+        steps=result.steps,
+        resumed_from_step=result.resumed_from_step,
+        epoch_loss=result.epoch_loss,
+        pairs_per_second=result.pairs_per_second,
+        device=result.device,
+        duration_s=time.perf_counter() - started,
+    )
+    with atomic_dir(model_dir) as out:
+        np.save(out / "input.npy", result.input)
+        np.save(out / "output.npy", result.output)
+        write_json(out / "meta.json", meta)
+    return meta

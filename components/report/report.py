@@ -1,0 +1,122 @@
+"""report stage: one summary for machines (summary.json), one page for people (HTML, Markdown)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import Any
+
+from reprflow.components.report.plots import churn_plot, downstream_plot, stability_plot
+
+SUMMARY_KEYS = ("logme", "kernel_alignment", "downstream_mean", "downstream_std", "churn", "swap_mean")
+
+
+def build_summary(
+    dataset: dict[str, int], seeds: list[int], timings: dict[str, float],
+    predictability: dict[str, Any], downstream: dict[str, Any],
+) -> dict[str, Any]:
+    """Merge the stages' results into the summary.json schema."""
+    tasks: dict[str, Any] = {}
+    for task, entry in downstream["tasks"].items():
+        reps = {}
+        for rep, result in entry["representations"].items():
+            scores = predictability["tasks"][task][rep]
+            reps[rep] = {
+                "logme": scores["logme"],
+                "kernel_alignment": scores["kernel_alignment"],
+                **{k: result[k] for k in ("downstream_mean", "downstream_std", "churn", "swap_mean")},
+                "per_seed": result["per_seed"],
+                "swap_matrix": result["swap_matrix"],
+            }
+        tasks[task] = {"metric": entry["metric"], "n_train": entry["n_train"], "n_test": entry["n_test"],
+                       "representations": reps}
+    return {
+        "dataset": {k: int(dataset[k]) for k in ("rows", "items", "baskets", "customers")},
+        "seeds": list(seeds),
+        "timings_s": {k: round(float(v), 3) for k, v in timings.items()},
+        "stability": predictability["stability"],
+        "tasks": tasks,
+    }
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _table_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]], list[str], list[list[str]]]:
+    stab = summary["stability"]
+    s_head = ["representation", *next(iter(stab.values())).keys()]
+    s_rows = [[rep, *map(_fmt, vals.values())] for rep, vals in stab.items()]
+    t_head = ["task", "metric", "representation", *SUMMARY_KEYS]
+    t_rows = []
+    for task, entry in summary["tasks"].items():
+        for rep, vals in entry["representations"].items():
+            t_rows.append([task, entry["metric"], rep, *(_fmt(vals[k]) for k in SUMMARY_KEYS)])
+    return s_head, s_rows, t_head, t_rows
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    s_head, s_rows, t_head, t_rows = _table_rows(summary)
+
+    def table(head: list[str], rows: list[list[str]]) -> str:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+    d = summary["dataset"]
+    return "\n\n".join([
+        "# reprflow run summary",
+        f"{d['rows']:,} interactions, {d['items']:,} items, {d['baskets']:,} baskets, "
+        f"{d['customers']:,} customers; seeds {summary['seeds']}; "
+        f"{summary['timings_s'].get('total', sum(summary['timings_s'].values())):.0f} s.",
+        "## Stability across pretraining seeds", table(s_head, s_rows),
+        "## Predictability and downstream results",
+        "logme and kernel_alignment are computed before any downstream model is trained; "
+        "downstream_mean/std are the test metric over one model per seed; churn is how much those "
+        "models' predictions differ; swap_mean is the test metric of a model served another seed's "
+        "representation without retraining.",
+        table(t_head, t_rows),
+    ]) + "\n"
+
+
+def render_html(summary: dict[str, Any]) -> str:
+    """A self-contained page: inline PNG plots, no scripts, no external resources."""
+    s_head, s_rows, t_head, t_rows = _table_rows(summary)
+
+    def table(head: list[str], rows: list[list[str]]) -> str:
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+    def img(png: bytes, alt: str) -> str:
+        return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+    d = summary["dataset"]
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in summary["timings_s"].items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>reprflow report</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+th {{ background: #f4f4f4; }} td:first-child, td:nth-child(2), td:nth-child(3) {{ text-align: left; }}
+img {{ max-width: 100%; }}
+</style></head><body>
+<h1>reprflow report</h1>
+<p>{d['rows']:,} interactions, {d['items']:,} items, {d['baskets']:,} baskets, {d['customers']:,} customers.
+Seeds: {html.escape(str(summary['seeds']))}. Timings: {html.escape(timings)}.</p>
+<h2>Stability across pretraining seeds</h2>
+<p>raw: each seed's embeddings; fpr: each seed's cosine kernel to the anchor items;
+fpr_seedmean: the kernel averaged over the other seeds.</p>
+{img(stability_plot(summary['stability']), 'stability across seeds')}
+{table(s_head, s_rows)}
+<h2>Downstream: retrain and swap stability</h2>
+<p>Dots: one model per pretraining seed, trained and tested on that seed. Crosses: the same models
+served another seed's representation without retraining, as happens when embeddings are refreshed.</p>
+{img(downstream_plot(summary['tasks']), 'downstream metric per seed')}
+{img(churn_plot(summary['tasks']), 'prediction churn')}
+<h2>Predictability and downstream results</h2>
+<p>logme (evidence per sample) and kernel_alignment (centred) are computed before any downstream
+model is trained.</p>
+{table(t_head, t_rows)}
+</body></html>
+"""

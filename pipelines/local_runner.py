@@ -1,0 +1,67 @@
+"""Run a pipeline on this machine with kfp.local, leaving nothing behind when it fails."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kfp import local
+
+from reprflow.components.common.errors import ReprflowError
+from reprflow.components.common.stage import ERROR_FILE_ENV, TORCH_THREADS_ENV
+
+log = logging.getLogger(__name__)
+# kfp.local runs at most two ParallelFor iterations at once; torch in each should then use half
+# the cores, or two pretraining processes spinning on all cores slow each other down ~20x.
+LOCAL_PARALLELISM = 2
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
+
+
+class PipelineFailed(ReprflowError):
+    """A task failed; the message is the stage's own one-line reason when it gave one."""
+
+
+def run_locally(pipeline: Callable[..., Any], pipeline_root: Path, **arguments: Any) -> tuple[Path, float]:
+    """Run `pipeline(**arguments)` under SubprocessRunner in the current environment.
+
+    Returns the local path of the pipeline's output artifact and the wall time. On failure the
+    run's own directory under `pipeline_root` is removed (what was there before is untouched) and
+    PipelineFailed carries the failing stage's reason.
+    """
+    created_root = not pipeline_root.exists()
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    before = set(pipeline_root.iterdir())
+    fd, error_file = tempfile.mkstemp(prefix="reprflow-error-", suffix=".txt")
+    os.close(fd)
+    env = {ERROR_FILE_ENV: error_file, TORCH_THREADS_ENV: str(max(1, (os.cpu_count() or 1) // LOCAL_PARALLELISM))}
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    started = time.perf_counter()
+    try:
+        # The components' image is the package installed here, which is what the warning asks for.
+        warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom")
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
+        task = pipeline(**arguments)
+        return Path(task.output.path), time.perf_counter() - started
+    except Exception as exc:
+        for path in set(pipeline_root.iterdir()) - before:
+            shutil.rmtree(path, ignore_errors=True)
+        if created_root and not any(pipeline_root.iterdir()):
+            pipeline_root.rmdir()
+        reason = Path(error_file).read_text(encoding="utf-8").strip().splitlines()
+        raise PipelineFailed(reason[-1] if reason else ANSI.sub("", f"pipeline failed: {exc}")) from exc
+    finally:
+        os.unlink(error_file)
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

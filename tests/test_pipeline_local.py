@@ -1,0 +1,84 @@
+"""The whole representation pipeline under kfp.local on a slice of the real data, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reprflow.pipelines.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny.yaml"
+STABILITY_KEYS = {"knn_overlap_at_10", "linear_cka", "procrustes_residual"}
+REP_KEYS = {"logme", "kernel_alignment", "downstream_mean", "downstream_std", "churn", "swap_mean"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, retail_path: Path) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    assert main(["run", "--config", str(TINY), "--data", str(retail_path), "--output-dir", str(out)]) == 0
+    return out
+
+
+@pytest.mark.pipeline
+def test_summary_has_the_contracted_schema_and_real_numbers(run_dir: Path) -> None:
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert set(s["dataset"]) >= {"rows", "items", "baskets", "customers"}
+    assert 0 < s["dataset"]["items"] < s["dataset"]["rows"]
+    assert s["seeds"] == [0, 1, 2]
+    stages = {"ingest", "pretrain", "embed", "collect", "featurize", "evaluate", "downstream", "report", "total"}
+    assert stages <= set(s["timings_s"]) and all(v >= 0 for v in s["timings_s"].values())
+    assert s["timings_s"]["total"] >= s["timings_s"]["pretrain"]
+    assert {"raw", "fpr"} <= set(s["stability"])
+    for rep, vals in s["stability"].items():
+        assert set(vals) == STABILITY_KEYS
+        assert 0 <= vals["knn_overlap_at_10"] <= 1 and 0 <= vals["linear_cka"] <= 1 + 1e-9
+    assert set(s["tasks"]) == {"product_type", "log_price", "repeat_purchase"}
+    metrics = {t: e["metric"] for t, e in s["tasks"].items()}
+    assert metrics == {"product_type": "accuracy", "log_price": "r2", "repeat_purchase": "auc"}
+    for task, entry in s["tasks"].items():
+        for rep in ("raw", "fpr"):
+            vals = entry["representations"][rep]
+            assert REP_KEYS <= set(vals)
+            assert all(np.isfinite(vals[k]) for k in REP_KEYS)
+            assert vals["downstream_std"] >= 0 and 0 <= vals["churn"]
+
+
+@pytest.mark.pipeline
+def test_artifacts_are_left_under_the_output_dir(run_dir: Path) -> None:
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "<script" not in html.lower()
+    assert "# reprflow run summary" in (run_dir / "report.md").read_text()
+    embedding_sets = list((run_dir / "artifacts").glob("*/collect-embeddings/embedding_set/embeddings.npy"))
+    assert len(embedding_sets) == 1
+    stack = np.load(embedding_sets[0], allow_pickle=False)
+    assert stack.shape[0] == 3 and stack.shape[2] == 16
+    meta = json.loads((embedding_sets[0].parent / "meta.json").read_text())
+    assert meta["seeds"] == [0, 1, 2] and meta["code_version"] and meta["config_hash"]
+    featurizer = next((run_dir / "artifacts").glob("*/featurize/featurizer/featurizer.json"))
+    assert len(json.loads(featurizer.read_text())["anchors"]) == 32
+    assert len(list((run_dir / "checkpoints").glob("*/seed-*.pt"))) == 3
+
+
+@pytest.mark.pipeline
+def test_bad_data_fails_with_one_line_reason_and_leaves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,CustomerID\n536365,85123A,X,6,2010-12-01 08:26:00,1\n")
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(TINY), "--data", str(bad), "--output-dir", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"reprflow: error: {bad}: missing column 'UnitPrice' (found: InvoiceNo, StockCode, Description, Quantity, InvoiceDate, CustomerID)"
+    assert not (out / "artifacts").exists() and not (out / "summary.json").exists()
+
+
+def test_missing_data_file_and_bad_config_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", "--config", str(TINY), "--data", str(tmp_path / "none.csv"), "--output-dir", str(tmp_path)]) == 1
+    assert "none.csv: no such data file" in capsys.readouterr().err
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {uri: x.csv}\npretrain: {dim: -3}\n")
+    assert main(["run", "--config", str(cfg), "--output-dir", str(tmp_path / "o")]) == 1
+    assert f"{cfg}: field 'pretrain.dim' must be a positive integer, got -3" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,129 @@
+"""item2vec: pair generation, negative sampling, learning, determinism and resume after a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reprflow.components.pretrain.item2vec import (
+    Item2VecConfig,
+    epoch_pairs,
+    make_baskets,
+    negative_cdf,
+    pairs_per_epoch,
+    sample_negatives,
+    train,
+)
+
+
+def two_cluster_baskets(n_baskets: int = 400, n_items: int = 40, seed: int = 0):
+    """Baskets drawn from one of two disjoint halves of the catalogue."""
+    rng = np.random.default_rng(seed)
+    keys, items = [], []
+    for b in range(n_baskets):
+        half = rng.integers(2)
+        chosen = rng.choice(n_items // 2, size=rng.integers(2, 8), replace=False) + half * (n_items // 2)
+        keys += [f"inv{b}"] * len(chosen)
+        items += chosen.tolist()
+    return make_baskets(np.array(keys), np.array(items), n_items)
+
+
+def test_make_baskets_deduplicates_and_drops_singletons() -> None:
+    b = make_baskets(np.array(["a", "a", "a", "b", "c", "c"]), np.array([1, 1, 2, 3, 0, 2]), 4)
+    assert sorted(zip(b.basket.tolist(), b.item.tolist())) == [(0, 1), (0, 2), (2, 0), (2, 2)]
+
+
+def test_epoch_pairs_stay_in_basket_within_window_and_match_count() -> None:
+    b = two_cluster_baskets()
+    pairs = epoch_pairs(b, window=2, seed=3, epoch=1)
+    assert len(pairs) == pairs_per_epoch(b, 2)
+    members = {}
+    for basket, item in zip(b.basket, b.item):
+        members.setdefault(int(basket), set()).add(int(item))
+    half = b.n_items // 2
+    assert all((c < half) == (t < half) for c, t in pairs)  # never across the two clusters
+    assert not np.any(pairs[:, 0] == pairs[:, 1])
+    # Deterministic in (seed, epoch); different across epochs.
+    assert np.array_equal(pairs, epoch_pairs(b, 2, 3, 1))
+    assert not np.array_equal(pairs, epoch_pairs(b, 2, 3, 2))
+    # With a window at least the largest basket, every ordered pair of a basket appears once.
+    full = Counter(map(tuple, epoch_pairs(b, window=10, seed=0, epoch=0).tolist()))
+    expected = Counter((c, t) for s in members.values() for c in s for t in s if c != t)
+    assert full == expected
+
+
+def test_negatives_follow_unigram_to_the_075() -> None:
+    counts = np.array([1, 10, 100, 1000])
+    draws = sample_negatives(negative_cdf(counts), (400_000,), seed=0, step=0).numpy()
+    observed = np.bincount(draws, minlength=4) / len(draws)
+    expected = counts**0.75 / (counts**0.75).sum()
+    np.testing.assert_allclose(observed, expected, atol=3e-3)
+
+
+def test_training_separates_clusters_and_is_deterministic() -> None:
+    b = two_cluster_baskets()
+    cfg = Item2VecConfig(dim=8, window=3, epochs=4, negatives=3, batch_size=64, learning_rate=0.02, device="cpu")
+    first = train(b, cfg, seed=1, progress=False)
+    again = train(b, cfg, seed=1, progress=False)
+    other = train(b, cfg, seed=2, progress=False)
+    assert np.array_equal(first.input, again.input) and np.array_equal(first.output, again.output)
+    assert not np.allclose(first.input, other.input)
+    assert first.epoch_loss[-1] < first.epoch_loss[0]
+    e = first.input / np.linalg.norm(first.input, axis=1, keepdims=True)
+    sim = e @ e.T
+    half = b.n_items // 2
+    same = np.concatenate([sim[:half, :half][np.triu_indices(half, 1)], sim[half:, half:][np.triu_indices(half, 1)]])
+    cross = sim[:half, half:].ravel()
+    assert same.mean() > cross.mean() + 0.3
+
+
+CHILD = """
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+from test_pretrain import two_cluster_baskets, RESUME_CONFIG
+from reprflow.components.pretrain.item2vec import train
+train(two_cluster_baskets(3000), RESUME_CONFIG, seed=5, checkpoint={ckpt!r}, progress=False)
+"""
+RESUME_CONFIG = Item2VecConfig(dim=8, window=3, epochs=3, negatives=3, batch_size=16, learning_rate=0.02,
+                               checkpoint_every=20, device="cpu")
+
+
+def test_killed_run_resumes_from_checkpoint_to_the_same_result(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt" / "seed-5.pt"
+    child = subprocess.Popen([sys.executable, "-c", CHILD.format(tests=str(Path(__file__).parent), ckpt=str(ckpt))])
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # let it get past the first checkpoint
+    assert child.poll() is None, "the training process finished before it could be killed"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+
+    baskets = two_cluster_baskets(3000)
+    resumed = train(baskets, RESUME_CONFIG, seed=5, checkpoint=ckpt, progress=False)
+    assert 0 < resumed.resumed_from_step < resumed.steps
+    reference = train(baskets, RESUME_CONFIG, seed=5, progress=False)
+    assert np.array_equal(resumed.input, reference.input)
+    assert np.array_equal(resumed.output, reference.output)
+    np.testing.assert_allclose(resumed.epoch_loss, reference.epoch_loss, rtol=1e-9)
+
+    finished = train(baskets, RESUME_CONFIG, seed=5, checkpoint=ckpt, progress=False)
+    assert finished.resumed_from_step == finished.steps  # nothing left to do
+    assert np.array_equal(finished.input, reference.input)
+
+
+def test_cuda_request_without_cuda_is_a_clear_error() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the error path cannot occur here")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        train(two_cluster_baskets(10), Item2VecConfig(device="cuda"), seed=0, progress=False)
