@@ -29,7 +29,7 @@ def test_summary_has_the_contracted_schema_and_real_numbers(run_dir: Path) -> No
     assert set(s["dataset"]) >= {"rows", "items", "baskets", "customers"}
     assert 0 < s["dataset"]["items"] < s["dataset"]["rows"]
     assert s["seeds"] == [0, 1, 2]
-    stages = {"ingest", "pretrain", "embed", "collect", "featurize", "evaluate", "downstream", "report", "total"}
+    stages = {"ingest", "pretrain", "pretrain_task_sum", "collect", "featurize", "evaluate", "downstream", "report", "total"}
     assert stages <= set(s["timings_s"]) and all(v >= 0 for v in s["timings_s"].values())
     assert s["timings_s"]["total"] >= s["timings_s"]["pretrain"]
     assert {"raw", "fpr"} <= set(s["stability"])

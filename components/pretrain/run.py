@@ -33,7 +33,7 @@ def run_pretrain(
     Checkpoints go to `checkpoint_root/<key>/seed-<seed>.pt`, the key naming data and
     hyperparameters, so a rerun of the same task (a retry, a new pipeline run) resumes.
     """
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     if os.environ.get(TORCH_THREADS_ENV):
         torch.set_num_threads(int(os.environ[TORCH_THREADS_ENV]))
     items = read_items(items_path)
@@ -56,6 +56,8 @@ def run_pretrain(
         pairs_per_second=result.pairs_per_second,
         device=result.device,
         duration_s=time.perf_counter() - started,
+        started_at=started_at,
+        finished_at=time.time(),
     )
     with atomic_dir(model_dir) as out:
         np.save(out / "input.npy", result.input)

@@ -42,7 +42,7 @@ def stability_plot(stability: dict[str, dict[str, float]]) -> bytes:
         for i, v in enumerate(values):
             ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
-    fig.suptitle("Stability across pretraining seeds", fontsize=11)
+    fig.suptitle("Stability across pretraining seeds", fontsize=11, y=1.04)
     return _png(fig)
 
 
@@ -63,7 +63,7 @@ def downstream_plot(tasks: dict[str, Any]) -> bytes:
         ax.set_title(f"{task} ({tasks[task]['metric']})", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="best")
-    fig.suptitle("Downstream test metric per pretraining seed: retrained vs swapped", fontsize=11)
+    fig.suptitle("Downstream test metric per pretraining seed: retrained vs swapped", fontsize=11, y=1.03)
     return _png(fig)
 
 

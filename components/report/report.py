@@ -78,7 +78,16 @@ def render_markdown(summary: dict[str, Any]) -> str:
     ]) + "\n"
 
 
-def render_html(summary: dict[str, Any]) -> str:
+def render_figures(summary: dict[str, Any]) -> dict[str, bytes]:
+    """The report's PNG figures by name."""
+    return {
+        "stability": stability_plot(summary["stability"]),
+        "downstream": downstream_plot(summary["tasks"]),
+        "churn": churn_plot(summary["tasks"]),
+    }
+
+
+def render_html(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
     """A self-contained page: inline PNG plots, no scripts, no external resources."""
     s_head, s_rows, t_head, t_rows = _table_rows(summary)
 
@@ -92,6 +101,7 @@ def render_html(summary: dict[str, Any]) -> str:
 
     d = summary["dataset"]
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in summary["timings_s"].items())
+    timings += " (pretrain: the seeds' fan-out, wall clock; pretrain_task_sum: its tasks' time added up)"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reprflow report</title>
 <style>
@@ -107,13 +117,13 @@ Seeds: {html.escape(str(summary['seeds']))}. Timings: {html.escape(timings)}.</p
 <h2>Stability across pretraining seeds</h2>
 <p>raw: each seed's embeddings; fpr: each seed's cosine kernel to the anchor items;
 fpr_seedmean: the kernel averaged over the other seeds.</p>
-{img(stability_plot(summary['stability']), 'stability across seeds')}
+{img(figures['stability'], 'stability across seeds')}
 {table(s_head, s_rows)}
 <h2>Downstream: retrain and swap stability</h2>
 <p>Dots: one model per pretraining seed, trained and tested on that seed. Crosses: the same models
 served another seed's representation without retraining, as happens when embeddings are refreshed.</p>
-{img(downstream_plot(summary['tasks']), 'downstream metric per seed')}
-{img(churn_plot(summary['tasks']), 'prediction churn')}
+{img(figures['downstream'], 'downstream metric per seed')}
+{img(figures['churn'], 'prediction churn')}
 <h2>Predictability and downstream results</h2>
 <p>logme (evidence per sample) and kernel_alignment (centred) are computed before any downstream
 model is trained.</p>

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from reprflow.components.common.artifacts import atomic_dir, read_json, write_json
-from reprflow.components.report.report import build_summary, render_html, render_markdown
+from reprflow.components.report.report import build_summary, render_figures, render_html, render_markdown
 
-STAGE_ORDER = ("ingest", "pretrain", "embed", "collect", "featurize", "evaluate", "downstream", "report")
+STAGE_ORDER = ("ingest", "pretrain", "collect", "featurize", "evaluate", "downstream", "report", "pretrain_task_sum")
 
 
 def stage_timings(dataset_stats: dict, rep_meta: dict, scores: dict, results: dict) -> dict[str, float]:
@@ -38,11 +38,12 @@ def run_report(
     scores, results = read_json(scores_path), read_json(results_path)
     timings = stage_timings(dataset_stats, rep_meta, scores, results)
     summary = build_summary(dataset_stats, rep_meta["seeds"], timings, scores, results)
-    summary["timings_s"]["report"] = round(time.perf_counter() - started, 3)
     summary["provenance"] = {k: rep_meta[k] for k in ("code_version", "image", "config_hash")}
+    figures = render_figures(summary)
+    summary["timings_s"]["report"] = round(time.perf_counter() - started, 3)
     with atomic_dir(summary_dir) as out:
         write_json(out / "summary.json", summary)
-        (out / "report.html").write_text(render_html(summary), encoding="utf-8")
+        (out / "report.html").write_text(render_html(summary, figures), encoding="utf-8")
         (out / "report.md").write_text(render_markdown(summary), encoding="utf-8")
     shutil.copyfile(Path(summary_dir) / "report.html", html_path)
     shutil.copyfile(Path(summary_dir) / "report.md", markdown_path)
