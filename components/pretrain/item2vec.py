@@ -160,7 +160,6 @@ def train(
 ) -> TrainResult:
     """Train item2vec; with `checkpoint`, resume from it if present and save to it as it goes."""
     device = resolve_device(config.device)
-    torch.manual_seed(seed)
     model = SkipGram(baskets.n_items, config.dim, seed).to(device)
     opt = torch.optim.SparseAdam(list(model.parameters()), lr=config.learning_rate)
     cdf = negative_cdf(baskets.item_counts())

@@ -1,0 +1,152 @@
+"""H-score and its shrinkage (regularised) variant.
+
+H-score: Bao, Li, Huang, Wang, Zamir, Guibas, "An Information-Theoretic
+Approach to Transferability in Task Transfer Learning", ICIP 2019.
+
+For features f (n, D) and integer class labels y (n,), with Zc = f - mean(f),
+class means m_c over the n_c rows of class c and d_c = m_c - mean(f),
+
+    cov(f)      = Zc'Zc / n
+    cov(E[f|y]) = sum_c (n_c / n) d_c d_c'
+    H(f)        = tr(cov(f)^+ cov(E[f|y])) = sum_c n_c d_c' (Zc'Zc)^+ d_c.
+
+The 1/n normalisation cancels (1/(n-1) in both, as np.cov, gives the same
+value). H is Pillai's trace of a one-way MANOVA: 0 <= H <= min(rank f, C - 1);
+H = rank cov(E[f|y]) (C - 1 for one-hot features) when the features are
+constant within classes, and E[H] = D (C - 1) / (n - 1) for Gaussian features
+independent of the labels. It is unchanged by any injective linear map and
+translation of the features. When rank f >= n - 1 (e.g. D >= n - 1) every
+labelling gives H = C - 1.
+
+The pseudo-inverse comes from the singular values s and right singular
+vectors V of Zc, taken from the small R factor of a QR of Zc (min(n, D) x D),
+so the condition number is never squared and no n x n matrix is formed:
+directions with s_i <= rtol * s_max count as null (default rtol = max(n, D)
+eps, the matrix_rank convention), and with the r kept directions
+
+    H = sum_c n_c ||S_r^-1 V_r' d_c||^2.
+
+Shrinkage variant (Ibrahim, Ponomareva, Mazumder, "Newer is not always better:
+Rethinking transferability metrics, their peculiarities, stability and
+performance"): with S = cov(f), mu = tr(S) / D and the Ledoit-Wolf intensity
+alpha,
+
+    cov_alpha(f) = (1 - alpha) S + alpha mu I
+    H_alpha(f)   = (1 - alpha) tr(cov_alpha(f)^-1 cov(E[f|y]))
+                 = tr((S + alpha mu / (1 - alpha) I)^-1 cov(E[f|y]))  (alpha < 1),
+
+a ridge-regularised H-score, so H_alpha <= H; it is 0 at alpha = 1.
+
+Ledoit-Wolf intensity (Ledoit, Wolf, "A well-conditioned estimator for
+large-dimensional covariance matrices", J. Multivariate Anal. 88, 2004), in
+their normalised Frobenius norm ||A||^2 = tr(AA') / D, for centred rows z_k:
+
+    delta^2 = ||S - mu I||^2
+    b^2     = (1 / n^2) sum_k ||z_k z_k' - S||^2 = (sum_k ||z_k||^4 - n ||S||_F^2) / (n^2 D)
+    alpha   = min(b^2, delta^2) / delta^2,
+
+the same value as sklearn.covariance.ledoit_wolf_shrinkage, except that for
+S = mu I exactly (delta^2 = 0) alpha is the limit 1 (0 if also b^2 = 0, e.g.
+n = 1) where sklearn returns 0. It too is computed from the singular values of
+Zc and the row norms, without a D x D product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernel_alignment import _as_matrix
+from .logme import as_target_matrix
+
+__all__ = ["hscore", "ledoit_wolf_shrinkage", "regularized_hscore"]
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _one_hot_labels(labels: np.ndarray, n: int) -> np.ndarray:
+    """(n,) integer labels as (n, C) one-hot columns (sorted label order)."""
+    t = np.asarray(labels)
+    if t.ndim != 1:
+        raise ValueError(f"labels must be a 1-D array of integer class labels, got shape {t.shape}")
+    y = as_target_matrix(t)
+    if y.shape[0] != n:
+        raise ValueError(f"features have n={n} rows but labels have n={y.shape[0]}")
+    return y
+
+
+def _svd_centred(zc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Singular values (descending) and V' of the centred features, via R when n > D."""
+    n, d = zc.shape
+    r = np.linalg.qr(zc, mode="r") if n > d else zc
+    _, s, vt = np.linalg.svd(r, full_matrices=False)
+    return s, vt
+
+
+def _kept(s: np.ndarray, n: int, d: int, rtol: float | None) -> np.ndarray:
+    if rtol is None:
+        rtol = max(n, d) * _EPS
+    elif not (np.isfinite(rtol) and rtol >= 0):
+        raise ValueError(f"rtol must be finite and non-negative, got {rtol}")
+    return s > rtol * s.max(initial=0.0)
+
+
+def _prepare(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    f = _as_matrix(features, "features")
+    y = _one_hot_labels(labels, f.shape[0])
+    return f - f.mean(axis=0), y
+
+
+def _shrinkage(zc: np.ndarray, s: np.ndarray) -> float:
+    n, d = zc.shape
+    lam = s * s / n  # non-zero part of the spectrum of S; the other D - len(s) eigenvalues are 0
+    row_sq = np.einsum("ij,ij->i", zc, zc)
+    mu = row_sq.sum() / (n * d)
+    delta2 = (np.square(lam - mu).sum() + (d - lam.size) * mu * mu) / d
+    b2 = max((np.square(row_sq).sum() - n * np.square(lam).sum()) / (n * n * d), 0.0)
+    if delta2 <= 0.0:  # S = mu I: the limit delta -> 0 of min(b2, delta2) / delta2
+        return 1.0 if b2 > 0.0 else 0.0
+    return float(min(b2, delta2) / delta2)
+
+
+def ledoit_wolf_shrinkage(features: np.ndarray) -> float:
+    """Ledoit-Wolf shrinkage intensity in [0, 1] of the (1/n) covariance of features (n, D)."""
+    f = _as_matrix(features, "features")
+    zc = f - f.mean(axis=0)
+    s, _ = _svd_centred(zc)
+    return _shrinkage(zc, s)
+
+
+def hscore(features: np.ndarray, labels: np.ndarray, *, rtol: float | None = None) -> float:
+    """H-score tr(cov(f)^+ cov(E[f|y])) of features (n, D) for integer labels (n,).
+
+    rtol: singular values of the centred features at or below rtol * s_max are
+    treated as zero by the pseudo-inverse (default max(n, D) * machine eps).
+    """
+    zc, y = _prepare(features, labels)
+    n, d = zc.shape
+    s, vt = _svd_centred(zc)
+    keep = _kept(s, n, d, rtol)
+    # row c: n_c S^-1 V'd_c
+    proj = (y.T @ zc) @ vt[keep].T / s[keep]
+    return float((np.einsum("ij,ij->i", proj, proj) / y.sum(axis=0)).sum())
+
+
+def regularized_hscore(features: np.ndarray, labels: np.ndarray, *, rtol: float | None = None) -> float:
+    """Shrinkage H-score (1 - alpha) tr(cov_alpha(f)^-1 cov(E[f|y])), alpha from Ledoit-Wolf.
+
+    rtol only matters when alpha = 0 (pseudo-inverse as in ``hscore``); the
+    class-mean differences lie in the row space of the centred features, so
+    directions outside it never contribute.
+    """
+    zc, y = _prepare(features, labels)
+    n, d = zc.shape
+    s, vt = _svd_centred(zc)
+    alpha = _shrinkage(zc, s)
+    if alpha >= 1.0:
+        return 0.0
+    keep = _kept(s, n, d, rtol)
+    mu = np.einsum("ij,ij->", zc, zc) / (n * d)
+    eig = (1.0 - alpha) * s[keep] ** 2 / n + alpha * mu  # spectrum of cov_alpha on the kept directions
+    proj = (y.T @ zc) @ vt[keep].T  # row c: n_c V'd_c
+    between = (np.square(proj) / y.sum(axis=0)[:, None]).sum(axis=0) / n  # V' cov(E[f|y]) V, diagonal
+    return float((1.0 - alpha) * (between / eig).sum())
