@@ -39,7 +39,7 @@ def test_column_permuted_seeds_retrain_identically_but_collapse_when_swapped(kin
     assert study["downstream_std"] < 1e-6
     assert study["churn"] < 1e-6
     assert study["swap_mean"] < study["downstream_mean"] - 0.2
-    np.testing.assert_allclose(np.diag(study["swap_matrix"]), study["per_seed"])
+    assert len(study["swap"]) == 6  # every ordered pair of 3 seeds
 
 
 def test_identical_seeds_are_perfectly_stable_and_informative_beats_random() -> None:

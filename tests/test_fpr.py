@@ -1,4 +1,4 @@
-"""FPR: the invariances DESIGN.md requires, and the anchor rule."""
+"""FPR: the invariances DESIGN.md requires for every kernel and option, and the anchor rules."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from reprflow.components.featurize.fpr import FPRFeaturizer, kernel_to_anchors, leave_one_out_means, select_anchors
+from reprflow.components.featurize.fpr import (
+    FPRFeaturizer,
+    apply_bins,
+    kernel_to_anchors,
+    kmeanspp_anchors,
+    quantile_edges,
+    select_anchors,
+)
+from reprflow.components.featurize.strategies import align_to_reference, concat, leave_one_out
 
 RNG = np.random.default_rng(0)
 K, N, D, M = 3, 300, 16, 20
@@ -24,11 +32,73 @@ def test_anchors_are_most_frequent_with_ties_by_id() -> None:
         select_anchors(["a"], [1], 2)
 
 
-def test_invariant_to_orthogonal_transform_of_any_seed() -> None:
+VARIANTS = [
+    FEAT,
+    FPRFeaturizer.fit(IDS, COUNTS, M, "dot"),
+    FPRFeaturizer.fit(IDS, COUNTS, M, "rbf", seed_spread=True),
+    FPRFeaturizer.fit(IDS, COUNTS, M, "cosine", tables=TABLES, anchor_rule="kmeans++"),
+]
+
+
+@pytest.mark.parametrize("feat", VARIANTS, ids=["cosine", "dot", "rbf+spread", "kmeans++"])
+def test_invariant_to_orthogonal_transform_of_any_seed(feat: FPRFeaturizer) -> None:
     rotated = TABLES.copy()
     rotated[1] = TABLES[1] @ ortho_group.rvs(D, random_state=1).astype(np.float32)
-    np.testing.assert_allclose(FEAT.transform_seeds(rotated, IDS), FEAT.transform_seeds(TABLES, IDS), atol=1e-5)
-    np.testing.assert_allclose(FEAT.transform(rotated, IDS), FEAT.transform(TABLES, IDS), atol=1e-5)
+    np.testing.assert_allclose(feat.transform_seeds(rotated, IDS), feat.transform_seeds(TABLES, IDS), atol=1e-4)
+    np.testing.assert_allclose(feat.transform(rotated, IDS), feat.transform(TABLES, IDS), atol=1e-4)
+
+
+@pytest.mark.parametrize("feat", VARIANTS, ids=["cosine", "dot", "rbf+spread", "kmeans++"])
+def test_every_variant_is_seed_order_invariant_and_blockwise_exact(feat: FPRFeaturizer) -> None:
+    whole = feat.transform(TABLES, IDS)
+    np.testing.assert_allclose(feat.transform(TABLES[[1, 2, 0]], IDS), whole, atol=1e-5)
+    np.testing.assert_allclose(feat.transform(TABLES, IDS, block_rows=13), whole, atol=1e-6)
+
+
+def test_kernel_closed_forms() -> None:
+    rows = FEAT.anchor_rows(IDS)
+    e = TABLES[0].astype(np.float64)
+    np.testing.assert_allclose(kernel_to_anchors(TABLES[0], rows, "dot"), e @ e[rows].T, rtol=1e-4, atol=1e-4)
+    sq = ((e[:, None, :] - e[rows][None]) ** 2).sum(-1)
+    rbf = kernel_to_anchors(TABLES[0], rows, "rbf")
+    h = np.median(sq[:: max(1, N // 4096)])
+    np.testing.assert_allclose(rbf, np.exp(-sq / h), atol=1e-5)
+    assert np.allclose(rbf[rows, np.arange(M)], 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown kernel"):
+        kernel_to_anchors(TABLES[0], rows, "laplace")
+
+
+def test_seed_spread_block_is_the_std_over_seeds() -> None:
+    feat = FPRFeaturizer.fit(IDS, COUNTS, M, seed_spread=True)
+    per_seed = feat.transform_seeds(TABLES, IDS)
+    out = feat.transform(TABLES, IDS)
+    np.testing.assert_allclose(out[:, :M], per_seed.mean(0), atol=1e-5)
+    np.testing.assert_allclose(out[:, M:], per_seed.std(0), atol=1e-5)
+    np.testing.assert_allclose(feat.transform(TABLES[[0, 0, 0]], IDS)[:, M:], 0, atol=1e-3)
+
+
+def test_quantile_binning_is_fitted_once_and_stored() -> None:
+    feat = FPRFeaturizer.fit(IDS, COUNTS, M, tables=TABLES, quantile_bins=4)
+    out = feat.transform(TABLES, IDS)
+    np.testing.assert_allclose(np.unique(out), [0, 1 / 3, 2 / 3, 1], atol=1e-6)
+    # Quartile bins of the fitted data are (close to) equally full in every column.
+    counts = np.stack([np.bincount((out[:, j] * 3).round().astype(int), minlength=4) for j in range(M)])
+    assert np.all(np.abs(counts - N / 4) <= 2)
+    again = FPRFeaturizer.from_dict(feat.to_dict())
+    assert again == feat and np.array_equal(again.transform(TABLES, IDS), out)
+    edges = quantile_edges(np.arange(10.0)[:, None], 2)
+    assert apply_bins(np.array([[0.0], [4.4], [4.6], [9.0]]), edges).ravel().tolist() == [0, 0, 1, 1]
+
+
+def test_kmeanspp_anchors_are_deterministic_distinct_and_spread_out() -> None:
+    a = kmeanspp_anchors(TABLES, IDS, COUNTS, M, "cosine")
+    assert a == kmeanspp_anchors(TABLES, IDS, COUNTS, M, "cosine") and len(set(a)) == M
+    assert a[0] == select_anchors(IDS, COUNTS, 1)[0]
+    # Two tight, far-apart clusters: k-means++ picks from both within its first two anchors.
+    pts = np.vstack([RNG.normal(0, 0.01, (50, 4)) + 5, RNG.normal(0, 0.01, (50, 4)) - 5]).astype(np.float32)
+    ids = [f"e{i}" for i in range(100)]
+    two = kmeanspp_anchors(pts[None], ids, np.ones(100), 2, "dot")
+    assert {int(t[1:]) < 50 for t in two} == {True, False}
     # ...and to scaling a whole table (cosine), but not to a non-orthogonal map.
     skewed = TABLES.copy()
     skewed[0] = TABLES[0] @ (np.eye(D) + np.triu(np.ones((D, D)), 1)).astype(np.float32)
@@ -53,12 +123,26 @@ def test_blockwise_equals_whole_matrix_and_closed_form() -> None:
     assert np.abs(whole).max() <= 1 + 1e-5
 
 
-def test_mean_is_mean_of_per_seed_and_loo_means() -> None:
+def test_mean_is_mean_of_per_seed_and_leave_one_out() -> None:
     per_seed = FEAT.transform_seeds(TABLES, IDS)
     np.testing.assert_allclose(FEAT.transform(TABLES, IDS), per_seed.mean(0), atol=1e-6)
-    loo = leave_one_out_means(per_seed)
+    loo = leave_one_out(TABLES, lambda t: FEAT.transform(t, IDS))
     for k in range(K):
         np.testing.assert_allclose(loo[k], np.delete(per_seed, k, axis=0).mean(0), atol=1e-6)
+    cat = leave_one_out(TABLES, concat)
+    assert cat.shape == (K, N, (K - 1) * D) and np.array_equal(cat[0][:, :D], TABLES[1])
+
+
+def test_alignment_undoes_a_rotation_exactly_and_only_uses_anchors() -> None:
+    q = ortho_group.rvs(D, random_state=3).astype(np.float32)
+    tables = np.stack([TABLES[0], TABLES[0] @ q, TABLES[0] @ q.T])
+    aligned = align_to_reference(tables, FEAT.anchor_rows(IDS))
+    np.testing.assert_allclose(aligned, np.stack([TABLES[0]] * 3), atol=1e-4)
+    noisy = tables.copy()
+    rows = np.setdiff1d(np.arange(N), FEAT.anchor_rows(IDS))
+    noisy[1][rows] += 1.0  # non-anchor rows do not affect the rotation
+    np.testing.assert_allclose(align_to_reference(noisy, FEAT.anchor_rows(IDS))[1][FEAT.anchor_rows(IDS)],
+                               TABLES[0][FEAT.anchor_rows(IDS)], atol=1e-4)
 
 
 def test_zero_rows_give_zero_features() -> None:

@@ -60,7 +60,11 @@ SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
     },
     "featurize": {
         "anchors": (_pos_int, "a positive integer", 256),
-        "kernel": (lambda v: v == "cosine", "cosine", "cosine"),
+        "kernel": (lambda v: v in ("cosine", "dot", "rbf"), "one of cosine, dot, rbf", "cosine"),
+        "anchor_rule": (lambda v: v in ("frequency", "kmeans++"), "one of frequency, kmeans++", "frequency"),
+        "seed_spread": (lambda v: isinstance(v, bool), "true or false", False),
+        "quantile_bins": (lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2),
+                          "0 (off) or an integer of at least 2", 0),
     },
     "evaluate": {"knn_k": (_pos_int, "a positive integer", 10)},
     "downstream": {

@@ -32,6 +32,16 @@ def predict(model: Pipeline, kind: str, x: np.ndarray) -> np.ndarray:
     return model.predict(x)
 
 
+def predict_average(models: list[Pipeline], kind: str, xs: list[np.ndarray]) -> np.ndarray:
+    """An ensemble's prediction: member i sees xs[i]; probabilities (or values) are averaged."""
+    if kind == "multiclass":
+        proba = np.mean([m.predict_proba(x) for m, x in zip(models, xs)], axis=0)
+        return models[0].classes_[np.argmax(proba, axis=1)]
+    if kind == "binary":
+        return np.mean([m.predict_proba(x)[:, 1] for m, x in zip(models, xs)], axis=0)
+    return np.mean([m.predict(x) for m, x in zip(models, xs)], axis=0)
+
+
 def score(kind: str, y: np.ndarray, pred: np.ndarray) -> float:
     if kind == "multiclass":
         return float(accuracy_score(y, pred))
@@ -53,28 +63,44 @@ def churn(kind: str, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)) / np.std(y))
 
 
+def _study(kind: str, preds: list[np.ndarray], swapped: list[float], test_y: np.ndarray) -> dict:
+    scores = np.array([score(kind, test_y, p) for p in preds])
+    churns = [churn(kind, preds[i], preds[j], test_y) for i, j in combinations(range(len(preds)), 2)]
+    return {
+        "per_seed": scores.tolist(),
+        "downstream_mean": float(scores.mean()),
+        "downstream_std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
+        "churn": float(np.mean(churns)),
+        "swap_mean": float(np.mean(swapped)),
+        "swap": [float(v) for v in swapped],
+    }
+
+
 def seed_study(kind: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> dict:
     """Retrain and swap stability over K seeds of one representation.
 
     train_x: (K, n_train, D), test_x: (K, n_test, D). One model per seed k, trained on seed k.
     Retrain: the test metric's mean and std over seeds, mean churn over seed pairs.
-    Swap: model k served seed j's test features (j != k) without retraining.
+    Swap: model k served seed j's test features (j != k) without retraining, every ordered pair.
+    """
+    models = [make_model(kind).fit(x, train_y) for x in train_x]
+    preds = [predict(m, kind, x) for m, x in zip(models, test_x)]
+    swapped = [score(kind, test_y, predict(models[i], kind, test_x[j])) for i, j in permutations(range(len(models)), 2)]
+    return _study(kind, preds, swapped, test_y)
+
+
+def ensemble_study(kind: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> dict:
+    """The seed ensemble on raw tables: one model per seed, predictions averaged.
+
+    With K seeds, K leave-one-seed-out ensembles of K-1 members stand for retrains. Swap: the
+    ensemble without seed k has every member served seed k's table, a seed none of them saw.
     """
     k = train_x.shape[0]
-    models = [make_model(kind).fit(train_x[i], train_y) for i in range(k)]
-    preds = [predict(m, kind, test_x[i]) for i, m in enumerate(models)]
-    scores = np.array([score(kind, test_y, p) for p in preds])
-    swap = np.full((k, k), np.nan)
-    for i, j in permutations(range(k), 2):
-        swap[i, j] = score(kind, test_y, predict(models[i], kind, test_x[j]))
-    np.fill_diagonal(swap, scores)
-    churns = [churn(kind, preds[i], preds[j], test_y) for i, j in combinations(range(k), 2)]
-    off = swap[~np.eye(k, dtype=bool)]
-    return {
-        "per_seed": scores.tolist(),
-        "downstream_mean": float(scores.mean()),
-        "downstream_std": float(scores.std(ddof=1)) if k > 1 else 0.0,
-        "churn": float(np.mean(churns)),
-        "swap_mean": float(off.mean()),
-        "swap_matrix": swap.tolist(),
-    }
+    models = [make_model(kind).fit(x, train_y) for x in train_x]
+    preds, swapped = [], []
+    for out in range(k):
+        members = [i for i in range(k) if i != out]
+        ensemble = [models[i] for i in members]
+        preds.append(predict_average(ensemble, kind, [test_x[i] for i in members]))
+        swapped.append(score(kind, test_y, predict_average(ensemble, kind, [test_x[out]] * len(members))))
+    return _study(kind, preds, swapped, test_y)

@@ -13,7 +13,7 @@ from reprflow.components.common.artifacts import write_json
 from reprflow.components.common.provenance import provenance
 from reprflow.components.common.tables import read_interactions, read_items
 from reprflow.components.common.tasks import build_tasks
-from reprflow.components.downstream_train.models import seed_study
+from reprflow.components.downstream_train.models import ensemble_study, seed_study
 from reprflow.components.featurize.run import load_representations
 
 log = logging.getLogger(__name__)
@@ -26,10 +26,12 @@ def run_downstream(
     reps, _, rep_meta = load_representations(representations_dir)
     tasks = build_tasks(read_interactions(interactions_path), read_items(items_path), config)
     results: dict[str, Any] = {}
-    jobs = [(t, name) for t in tasks for name in reps]
-    for task, name in tqdm(jobs, desc="downstream", unit="model set"):
-        feats = np.stack([task.features(table) for table in reps[name]])
-        study = seed_study(task.kind, feats[:, task.train], task.y[task.train], feats[:, ~task.train], task.y[~task.train])
+    # (representation name, arrays it is built from, study): the ensemble is models on raw.
+    strategies = [(name, name, seed_study) for name in reps] + [("ensemble", "raw", ensemble_study)]
+    jobs = [(t, s) for t in tasks for s in strategies]
+    for task, (name, source, study_fn) in tqdm(jobs, desc="downstream", unit="model set"):
+        feats = np.stack([task.features(table) for table in reps[source]])
+        study = study_fn(task.kind, feats[:, task.train], task.y[task.train], feats[:, ~task.train], task.y[~task.train])
         entry = results.setdefault(task.name, {"metric": task.metric, "n_train": int(task.train.sum()),
                                                "n_test": int((~task.train).sum()), "representations": {}})
         entry["representations"][name] = study

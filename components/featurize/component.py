@@ -14,11 +14,11 @@ def featurize(
     featurizer: Output[Artifact],
     representations: Output[Dataset],
 ):
-    """Fit FPR (anchors, kernel) and write raw, fpr and fpr_seedmean representations."""
+    """Fit FPR (anchors, kernel, bins) and write every representation strategy for comparison."""
     from reprflow.components.common.stage import run_stage
     from reprflow.components.featurize.run import run_featurize
 
     meta = run_stage(
         lambda cfg: run_featurize(embedding_set.path, items.path, cfg, featurizer.path, representations.path), config
     )
-    featurizer.metadata.update({"anchors": meta["anchors"], "kernel": meta["kernel"], "config_hash": meta["config_hash"]})
+    featurizer.metadata.update({**meta["featurizer"], "config_hash": meta["config_hash"]})

@@ -3,8 +3,11 @@
 Outputs:
 - featurizer/: `featurizer.json` (anchors, kernel) and `meta.json`;
 - representations/: one (K, n, D) float32 array per representation, `ids.json`, `meta.json`:
-  raw (each seed's embeddings), fpr (each seed's kernel to the anchors, S_k) and fpr_seedmean
-  (leave-one-seed-out means of S_k, the seed-averaged featurizer as retrained with K-1 seeds).
+  raw (each seed's embeddings), aligned (raw rotated onto seed 0's by Procrustes on the anchors),
+  fpr (each seed's kernel to the anchors, S_k), fpr_seedmean (the fitted featurizer applied to
+  all seeds but one: the seed-averaged features as retrained with K-1 seeds) and concat (all
+  seeds but one side by side). The seed ensemble needs no array of its own: downstream-train
+  builds it from raw.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import numpy as np
 from reprflow.components.common.artifacts import atomic_dir, load_npy, read_json, write_json
 from reprflow.components.common.provenance import provenance
 from reprflow.components.common.tables import read_items
-from reprflow.components.featurize.fpr import FPRFeaturizer, leave_one_out_means
+from reprflow.components.featurize.fpr import FPRFeaturizer
+from reprflow.components.featurize.strategies import align_to_reference, concat, leave_one_out
 
-REPRESENTATIONS = ("raw", "fpr", "fpr_seedmean")
+REPRESENTATIONS = ("raw", "aligned", "fpr", "fpr_seedmean", "concat")
 
 
 def run_featurize(
@@ -35,14 +39,21 @@ def run_featurize(
         raise ValueError(f"{embedding_set_dir}: entity ids differ from the items table {items_path}")
     cfg = config["featurize"]
     m = min(cfg["anchors"], len(ids))
-    featurizer = FPRFeaturizer.fit(ids, items["baskets"].to_numpy(), m, cfg["kernel"])
-    per_seed = featurizer.transform_seeds(tables, ids)
-    reps = {"raw": tables, "fpr": per_seed, "fpr_seedmean": leave_one_out_means(per_seed)}
+    featurizer = FPRFeaturizer.fit(
+        ids, items["baskets"].to_numpy(), m, cfg["kernel"], tables=tables, anchor_rule=cfg["anchor_rule"],
+        seed_spread=cfg["seed_spread"], quantile_bins=cfg["quantile_bins"],
+    )
+    reps = {
+        "raw": tables,
+        "aligned": align_to_reference(tables, featurizer.anchor_rows(ids)),
+        "fpr": featurizer.transform_seeds(tables, ids),
+        "fpr_seedmean": leave_one_out(tables, lambda t: featurizer.transform(t, ids)),
+        "concat": leave_one_out(tables, concat),
+    }
     meta = provenance(
         config,
         seeds=set_meta["seeds"],
-        anchors=m,
-        kernel=cfg["kernel"],
+        featurizer={**cfg, "anchors": m},
         shapes={k: list(v.shape) for k, v in reps.items()},
         inputs={"embedding_set": embedding_set_dir, "items": items_path},
         timings_s={**set_meta["timings_s"], "featurize": time.perf_counter() - started},

@@ -11,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-COLORS = {"raw": "#d62728", "fpr": "#1f77b4", "fpr_seedmean": "#2ca02c"}
+COLORS = {"raw": "#d62728", "aligned": "#ff7f0e", "fpr": "#1f77b4", "fpr_seedmean": "#2ca02c",
+          "concat": "#9467bd", "ensemble": "#8c564b"}
 STABILITY_LABELS = {
     "knn_overlap_at_10": "k-NN overlap@10 (higher = stabler)",
     "linear_cka": "linear CKA (higher = stabler)",
@@ -55,9 +56,7 @@ def downstream_plot(tasks: dict[str, Any]) -> bytes:
         for i, (rep, r) in enumerate(reps.items()):
             seeds = r["per_seed"]
             ax.scatter([i - 0.1] * len(seeds), seeds, color=_color(rep), s=22, label="retrained" if i == 0 else None)
-            swap = np.array(r["swap_matrix"], dtype=float)
-            off = swap[~np.eye(len(swap), dtype=bool)]
-            ax.scatter([i + 0.12] * len(off), off, color=_color(rep), marker="x", s=22,
+            ax.scatter([i + 0.12] * len(r["swap"]), r["swap"], color=_color(rep), marker="x", s=22,
                        label="served another seed" if i == 0 else None)
         ax.set_xticks(range(len(reps)), list(reps), fontsize=8)
         ax.set_title(f"{task} ({tasks[task]['metric']})", fontsize=10)

@@ -20,13 +20,14 @@ def build_summary(
     for task, entry in downstream["tasks"].items():
         reps = {}
         for rep, result in entry["representations"].items():
-            scores = predictability["tasks"][task][rep]
+            # The ensemble is not one feature table: it has no predictability scores.
+            scores = predictability["tasks"][task].get(rep, {})
             reps[rep] = {
-                "logme": scores["logme"],
-                "kernel_alignment": scores["kernel_alignment"],
+                "logme": scores.get("logme"),
+                "kernel_alignment": scores.get("kernel_alignment"),
                 **{k: result[k] for k in ("downstream_mean", "downstream_std", "churn", "swap_mean")},
                 "per_seed": result["per_seed"],
-                "swap_matrix": result["swap_matrix"],
+                "swap": result["swap"],
             }
         tasks[task] = {"metric": entry["metric"], "n_train": entry["n_train"], "n_test": entry["n_test"],
                        "representations": reps}
@@ -40,6 +41,8 @@ def build_summary(
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
