@@ -143,9 +143,15 @@ def test_ledoit_wolf_intensity_extremes() -> None:
     # mostly sampling noise, so the intensity is near 1 (often clipped at exactly 1)
     values = [ledoit_wolf_shrinkage(RNG.normal(size=(500, 10))) for _ in range(10)]
     assert min(values) > 0.6 and max(values) == 1.0
-    # S = mu I exactly (delta = 0, b > 0): the limit of min(b^2, delta^2) / delta^2 is 1
-    assert ledoit_wolf_shrinkage(np.vstack([np.eye(3), -np.eye(3)])) == 1.0
-    # one sample: S = 0, b = delta = 0, nothing to shrink (sklearn's convention too)
+    # S = mu I exactly (delta = 0; rounding would otherwise decide between 0 and 1): the shrunk
+    # covariance is S for any alpha, and alpha = 0 as in sklearn. D = 1 is always this case.
+    square = np.vstack([np.eye(3), -np.eye(3)])
+    assert ledoit_wolf_shrinkage(square) == 0.0 == sklearn_ledoit_wolf_shrinkage(square)
+    one_column = RNG.normal(size=(50, 1))
+    assert ledoit_wolf_shrinkage(one_column) == 0.0 == sklearn_ledoit_wolf_shrinkage(one_column)
+    # ... while a nearly isotropic S (delta^2 ~ 1e-12 mu^2 << b^2) is shrunk all the way
+    assert ledoit_wolf_shrinkage(square * np.array([1.0, 1.0, 1.0 + 1e-6])) == 1.0
+    # one sample: S = 0, nothing to shrink
     assert ledoit_wolf_shrinkage(RNG.normal(size=(1, 4))) == 0.0
     # strongly anisotropic, many samples: intensity is O(1/n)
     f = RNG.normal(size=(5000, 4)) * np.array([1.0, 2.0, 4.0, 8.0])
@@ -186,8 +192,13 @@ def test_regularized_invariances_and_no_signal() -> None:
     assert regularized_hscore(f[perm], labels[perm]) == pytest.approx(base, rel=1e-12)
     # unlike H, not invariant to a general invertible map (the shrinkage target mu I is not)
     assert regularized_hscore(f * np.array([100, 1, 1, 1, 1, 1]), labels) != pytest.approx(base, rel=1e-3)
-    # S = mu I (alpha = 1): the score is 0 even for perfectly separated classes, a known quirk
-    assert regularized_hscore(np.vstack([np.eye(3), -np.eye(3)]), np.array([0, 1, 2, 3, 4, 5])) == 0.0
+    # nothing to shrink (S = mu I, or D = 1): alpha = 0 and H_alpha = H
+    square, labels6 = np.vstack([np.eye(3), -np.eye(3)]), np.array([0, 0, 1, 1, 2, 2])
+    assert regularized_hscore(square, labels6) == pytest.approx(hscore(square, labels6), rel=1e-12)
+    assert regularized_hscore(f[:, :1], labels) == pytest.approx(hscore(f[:, :1], labels), rel=1e-12)
+    # alpha = 1 (all of S is attributed to sampling noise): H_alpha = 0 whatever the labels
+    near = square * np.array([1.0, 1.0, 1.0 + 1e-6])
+    assert ledoit_wolf_shrinkage(near) == 1.0 and regularized_hscore(near, labels6) == 0.0
 
 
 def test_single_class_and_constant_features_score_zero() -> None:

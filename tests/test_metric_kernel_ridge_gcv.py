@@ -51,12 +51,12 @@ def linear_data(n: int, d: int, c: int, noise: float, seed: int) -> tuple[np.nda
 
 
 @pytest.mark.parametrize(
-    "n,d",
-    [(30, 5), (8, 20), (12, 11)],
-    ids=["n>D", "n<D", "D=n-1"],
+    "n,d,c",
+    [(30, 5, 3), (8, 20, 3), (12, 11, 2), (12, 8, 7)],
+    ids=["n>D", "n<D", "D=n-1", "D<n<D+C"],
 )
-def test_equals_the_explicit_hat_matrix(n: int, d: int) -> None:
-    f, y = linear_data(n, d, 3, noise=0.5, seed=n)
+def test_equals_the_explicit_hat_matrix(n: int, d: int, c: int) -> None:
+    f, y = linear_data(n, d, c, noise=0.5, seed=n + c)
     lambdas = np.array([1e-3, 0.1, 1.0, 10.0, 1e3])
     want = [gcv_by_definition(f, y, lam) for lam in lambdas]
     np.testing.assert_allclose(gcv_curve(f, y, lambdas), want, rtol=1e-9)

@@ -40,6 +40,10 @@ def _seeds(v: Any) -> bool:
     )
 
 
+def _pos_ints(v: Any) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(_pos_int(x) for x in v) and len(set(v)) == len(v)
+
+
 SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
     "data": {
         "uri": (lambda v: isinstance(v, str) and v != "", "a path or gs:// URI", REQUIRED),
@@ -67,6 +71,13 @@ SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
                           "0 (off) or an integer of at least 2", 0),
     },
     "evaluate": {"knn_k": (_pos_int, "a positive integer", 10)},
+    # Model selection (`reprflow select`): the grid of candidate embeddings, dims x windows x negatives.
+    "selection": {
+        "dims": (_pos_ints, "a non-empty list of distinct positive integers", [16, 32, 64]),
+        "windows": (_pos_ints, "a non-empty list of distinct positive integers", [2, 5, 10]),
+        "negatives": (_pos_ints, "a non-empty list of distinct positive integers", [5]),
+        "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer", 0),
+    },
     "downstream": {
         "test_fraction": (_fraction, "a number strictly between 0 and 1", 0.3),
         "split_seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", 0),
@@ -109,8 +120,9 @@ def validate_config(raw: Any, source: str = "<config>") -> dict[str, Any]:
             if name not in given and default is REQUIRED:
                 raise ConfigError(f"{source}: missing required field '{section}.{name}'")
             value = copy.deepcopy(given.get(name, default))
-            if not check(value) and check(_integral(value)):
-                value = _integral(value)
+            coerced = [_integral(x) for x in value] if isinstance(value, list) else _integral(value)
+            if not check(value) and check(coerced):
+                value = coerced
             if not check(value):
                 raise ConfigError(f"{source}: field '{section}.{name}' must be {allowed}, got {value!r}")
             out[name] = value

@@ -30,6 +30,8 @@ def run_embed(model_dir: str, items_path: str, config: dict[str, Any], out_dir: 
     meta = provenance(
         config,
         seed=model_meta["seed"],
+        candidate=model_meta.get("candidate"),
+        pretrain=model_meta.get("pretrain"),
         shape=list(table.shape),
         inputs={"model": model_dir, "items": items_path},
         timings_s={"pretrain": model_meta["duration_s"], "embed": time.perf_counter() - started},

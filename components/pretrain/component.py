@@ -14,12 +14,16 @@ def pretrain(
     config: dict,
     checkpoint_root: str,
     model: Output[Model],
+    candidate: dict = {},
 ):
-    """item2vec for one seed; resumes from `checkpoint_root` when a checkpoint exists."""
+    """item2vec for one seed; resumes from `checkpoint_root` when a checkpoint exists.
+
+    `candidate` ({"name": ..., pretrain fields}) overrides the configured hyperparameters."""
     from reprflow.components.common.stage import run_stage
     from reprflow.components.pretrain.run import run_pretrain
 
     meta = run_stage(
-        lambda cfg: run_pretrain(interactions.path, items.path, seed, cfg, checkpoint_root, model.path), config
+        lambda cfg: run_pretrain(interactions.path, items.path, seed, cfg, checkpoint_root, model.path, candidate),
+        config,
     )
     model.metadata.update({"seed": seed, "config_hash": meta["config_hash"], "code_version": meta["code_version"]})

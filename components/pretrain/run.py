@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from reprflow.components.common.artifacts import atomic_dir, write_json
+from reprflow.components.common.config import validate_config
 from reprflow.components.common.provenance import provenance
 from reprflow.components.common.stage import TORCH_THREADS_ENV
 from reprflow.components.common.tables import read_interactions, read_items, vocabulary_rows
@@ -27,11 +29,14 @@ def run_pretrain(
     config: dict[str, Any],
     checkpoint_root: str,
     model_dir: str,
+    candidate: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one seed and write `model_dir/{input,output}.npy` and `meta.json`; returns the metadata.
 
-    Checkpoints go to `checkpoint_root/<key>/seed-<seed>.pt`, the key naming data and
-    hyperparameters, so a rerun of the same task (a retry, a new pipeline run) resumes.
+    `candidate` ({"name": ..., and pretrain fields}) overrides the configured hyperparameters:
+    model selection trains a grid of candidates this way. Checkpoints go to
+    `checkpoint_root/<key>/seed-<seed>.pt`, the key naming data and hyperparameters, so a rerun
+    of the same task (a retry, a new pipeline run) resumes.
     """
     started, started_at = time.perf_counter(), time.time()
     if os.environ.get(TORCH_THREADS_ENV):
@@ -39,6 +44,8 @@ def run_pretrain(
     items = read_items(items_path)
     rows, item_index = vocabulary_rows(read_interactions(interactions_path), items)
     baskets: Baskets = make_baskets(rows["invoice"].astype(str).to_numpy(), item_index, len(items))
+    overrides = {k: v for k, v in (candidate or {}).items() if k != "name"}
+    config = validate_config(config | {"pretrain": config["pretrain"] | overrides}, f"candidate {candidate}")
     cfg = Item2VecConfig(**config["pretrain"])
     ckpt = None
     if checkpoint_root:
@@ -48,6 +55,8 @@ def run_pretrain(
     meta = provenance(
         config,
         seed=seed,
+        candidate=(candidate or {}).get("name"),
+        pretrain=asdict(cfg),
         data_fingerprint=baskets.fingerprint(),
         inputs={"interactions": interactions_path, "items": items_path},
         steps=result.steps,

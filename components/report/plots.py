@@ -20,7 +20,7 @@ STABILITY_LABELS = {
 }
 
 
-def _png(fig: plt.Figure) -> bytes:
+def png(fig: plt.Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -44,7 +44,7 @@ def stability_plot(stability: dict[str, dict[str, float]]) -> bytes:
             ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
     fig.suptitle("Stability across pretraining seeds", fontsize=11, y=1.04)
-    return _png(fig)
+    return png(fig)
 
 
 def downstream_plot(tasks: dict[str, Any]) -> bytes:
@@ -63,7 +63,7 @@ def downstream_plot(tasks: dict[str, Any]) -> bytes:
         ax.grid(axis="y", alpha=0.3)
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="best")
     fig.suptitle("Downstream test metric per pretraining seed: retrained vs swapped", fontsize=11, y=1.03)
-    return _png(fig)
+    return png(fig)
 
 
 def churn_plot(tasks: dict[str, Any]) -> bytes:
@@ -78,4 +78,4 @@ def churn_plot(tasks: dict[str, Any]) -> bytes:
     ax.set_ylabel("prediction churn between seeds")
     ax.legend(fontsize=8)
     ax.set_title("Retrain churn (lower = stabler)", fontsize=11)
-    return _png(fig)
+    return png(fig)

@@ -45,10 +45,11 @@ their normalised Frobenius norm ||A||^2 = tr(AA') / D, for centred rows z_k:
     b^2     = (1 / n^2) sum_k ||z_k z_k' - S||^2 = (sum_k ||z_k||^4 - n ||S||_F^2) / (n^2 D)
     alpha   = min(b^2, delta^2) / delta^2,
 
-the same value as sklearn.covariance.ledoit_wolf_shrinkage, except that for
-S = mu I exactly (delta^2 = 0) alpha is the limit 1 (0 if also b^2 = 0, e.g.
-n = 1) where sklearn returns 0. It too is computed from the singular values of
-Zc and the row norms, without a D x D product.
+the value of sklearn.covariance.ledoit_wolf_shrinkage. When S = mu I (to
+rounding; always so for D = 1, and for n = 1) the shrunk covariance is S
+whatever alpha, and alpha = 0 as in sklearn, so that H_alpha = H; note that
+alpha -> 1 as S approaches mu I without reaching it. It is computed from the
+singular values of Zc and the row norms, without a D x D product.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ def _shrinkage(zc: np.ndarray, s: np.ndarray) -> float:
     row_sq = np.einsum("ij,ij->i", zc, zc)
     mu = row_sq.sum() / (n * d)
     delta2 = (np.square(lam - mu).sum() + (d - lam.size) * mu * mu) / d
+    if delta2 <= (max(n, d) * _EPS * lam.max(initial=0.0)) ** 2:
+        return 0.0  # S = mu I up to rounding (always so for D = 1): nothing to shrink
     b2 = max((np.square(row_sq).sum() - n * np.square(lam).sum()) / (n * n * d), 0.0)
-    if delta2 <= 0.0:  # S = mu I: the limit delta -> 0 of min(b2, delta2) / delta2
-        return 1.0 if b2 > 0.0 else 0.0
     return float(min(b2, delta2) / delta2)
 
 
@@ -142,8 +143,6 @@ def regularized_hscore(features: np.ndarray, labels: np.ndarray, *, rtol: float 
     n, d = zc.shape
     s, vt = _svd_centred(zc)
     alpha = _shrinkage(zc, s)
-    if alpha >= 1.0:
-        return 0.0
     keep = _kept(s, n, d, rtol)
     mu = np.einsum("ij,ij->", zc, zc) / (n * d)
     eig = (1.0 - alpha) * s[keep] ** 2 / n + alpha * mu  # spectrum of cov_alpha on the kept directions

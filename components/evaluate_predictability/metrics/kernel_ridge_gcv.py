@@ -19,8 +19,12 @@ z = U' yc, with k = min(n, D) singular values,
     tr H           = 1 + sum_i s_i^2 / (s_i^2 + lambda)
     ||(I - H) y||^2 = ||yc - U z||^2 + sum_i (lambda / (s_i^2 + lambda))^2 z_i^2,
 
-so a whole grid of lambdas costs O(k C) each after the SVD, and no n x n matrix
-is formed. lambda must be > 0; then tr H < n for any n >= 2.
+so a whole grid of lambdas costs O(k C) each after the SVD. The SVD is taken
+without forming U (n x k): a Householder QR of [Fc | yc] gives Fc = Q1 R,
+Q1'yc and ||yc - Q1 Q1'yc|| in its triangular factor, and the SVD of the small
+R = U_R diag(s) V' gives U = Q1 U_R, z = U_R' Q1'yc. Cost O(n (D + C)^2), memory
+one copy of the data; no n x n matrix is formed. lambda must be > 0; then
+tr H < n for any n >= 2.
 
 Targets: (n,) integer labels become one-hot columns (one per class), (n, C)
 floats are used as is. With several columns the GCV curve is the mean of the
@@ -68,7 +72,7 @@ class GCVResult:
 class _Decomposition:
     n: int
     s2: np.ndarray  # (k,) squared singular values of Fc
-    z2: np.ndarray  # (k, C) squared coordinates of yc on the left singular vectors
+    z2: np.ndarray  # (k, C) squared coordinates of yc on the left singular vectors U
     outside: np.ndarray  # (C,) ||yc - U U'yc||^2
     var: np.ndarray  # (C,) ||yc||^2 / n
 
@@ -84,9 +88,12 @@ def _decompose(features: np.ndarray, targets: np.ndarray) -> _Decomposition:
     fc = f - f.mean(axis=0)
     yc = y - y.mean(axis=0)
     yc[:, np.ptp(y, axis=0) == 0] = 0.0  # constant columns exactly zero, not rounding noise
-    u, s, _ = np.linalg.svd(fc, full_matrices=False)
-    z = u.T @ yc
-    rest = yc - u @ z
+    d = fc.shape[1]
+    k = min(n, d)
+    tri = np.linalg.qr(np.hstack([fc, yc]), mode="r")  # [[R, Q1'yc], [0, T]]; ||T e_j|| = ||yc_j - Q1 Q1'yc_j||
+    u_r, s, _ = np.linalg.svd(tri[:k, :d], full_matrices=False)
+    z = u_r.T @ tri[:k, d:]
+    rest = tri[k:, d:]
     return _Decomposition(
         n=n,
         s2=s * s,
@@ -122,7 +129,8 @@ def _grid(s2: np.ndarray) -> np.ndarray:
 def default_lambdas(features: np.ndarray) -> np.ndarray:
     """s_max^2 * logspace(-6, 1, 50) for the centred features (s_max = 0 counts as 1)."""
     f = _as_matrix(features, "features")
-    s = np.linalg.svd(f - f.mean(axis=0), compute_uv=False)
+    fc = f - f.mean(axis=0)
+    s = np.linalg.svd(np.linalg.qr(fc, mode="r") if fc.shape[0] > fc.shape[1] else fc, compute_uv=False)
     return _grid(s * s)
 
 

@@ -14,9 +14,11 @@ convention); Z_c holds the n_c rows of Z of class c and is not re-centred.
     TrR         = R(Z, eps) - R^c(Z, eps).
 
 Each log-determinant is sum_i log(1 + a s_i^2) over the singular values s_i of
-the (m, D) block (m = n or n_c), which equals the n x n form
-logdet(I_m + a Z Z') by Sylvester's identity; only singular values are
-computed (LAPACK reduces a tall block through its QR), never an n x n matrix.
+the (m, D) block (m = n or n_c), which equals the m x m form
+logdet(I_m + a Z Z') by Sylvester's identity. A tall block is first reduced to
+the D x D triangular factor of its QR, so no m x m matrix is formed and, unlike
+the Gram matrix Z'Z, directions with s_i ~ 0 (rank-deficient features, where
+a = D / (m eps^2) ~ 1e8 D / m magnifies any rounding in s_i^2) stay at 0.
 
 Since Z'Z = sum_c Z_c'Z_c, I + D/(n eps^2) Z'Z = sum_c (n_c/n)(I + D/(n_c eps^2) Z_c'Z_c),
 so TrR >= 0 by concavity of logdet, with equality when all classes share
@@ -42,7 +44,7 @@ __all__ = ["coding_rate", "transrate"]
 def _rate(z: np.ndarray, d: int, eps: float) -> float:
     """1/2 logdet(I + d / (m eps^2) z'z) for a block z (m, D), from its singular values."""
     m = z.shape[0]
-    s = np.linalg.svd(z, compute_uv=False)
+    s = np.linalg.svd(np.linalg.qr(z, mode="r") if m > z.shape[1] else z, compute_uv=False)
     with np.errstate(divide="ignore"):
         log_a_s2 = 2.0 * (np.log(s) - np.log(eps)) + np.log(d / m)  # log(a s^2), -inf for s = 0
     return 0.5 * float(np.logaddexp(0.0, log_a_s2).sum())  # log(1 + a s^2) without overflow
@@ -72,5 +74,5 @@ def transrate(features: np.ndarray, labels: np.ndarray, eps: float = 1e-4) -> fl
     order = np.argsort(index, kind="stable")
     counts = y.sum(axis=0).astype(np.int64)
     blocks = np.split(z[order], np.cumsum(counts)[:-1])
-    conditional = sum(1 / len(counts) * _rate(z_c, d, eps) for n_c, z_c in zip(counts, blocks, strict=True))
+    conditional = sum(n_c / n * _rate(z_c, d, eps) for n_c, z_c in zip(counts, blocks, strict=True))
     return _rate(z, d, eps) - float(conditional)

@@ -1,0 +1,113 @@
+"""The model-selection report: leaderboards and rank agreement, as JSON, HTML and Markdown."""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from reprflow.components.common.artifacts import atomic_dir, read_json, write_json  # noqa: E402
+from reprflow.components.report.plots import png  # noqa: E402
+
+
+def build_selection_summary(dataset: dict, scores: dict) -> dict[str, Any]:
+    tasks = scores["tasks"]
+    return {
+        "dataset": {k: int(dataset[k]) for k in ("rows", "items", "baskets", "customers")},
+        "candidates": scores["hyperparameters"],
+        "selection": {t: e["agreement"] for t, e in tasks.items()},
+        "leaderboard": {
+            t: [{"candidate": c, **e["candidates"][c]} for c in e["leaderboard"]] for t, e in tasks.items()
+        },
+        "metric": {t: e["metric"] for t, e in tasks.items()},
+        "timings_s": {"ingest": dataset["duration_s"], "score": scores["meta"]["duration_s"]},
+    }
+
+
+def agreement_plot(selection: dict[str, dict[str, dict]]) -> bytes:
+    """Heatmap of Kendall tau, metrics x tasks (blank where a metric does not apply)."""
+    tasks = list(selection)
+    metrics = sorted({m for t in tasks for m in selection[t]})
+    grid = np.full((len(metrics), len(tasks)), np.nan)
+    for j, t in enumerate(tasks):
+        for i, m in enumerate(metrics):
+            v = selection[t].get(m, {}).get("kendall_tau")
+            grid[i, j] = np.nan if v is None else v
+    fig, ax = plt.subplots(figsize=(1.9 * len(tasks) + 2.5, 0.45 * len(metrics) + 1.5))
+    im = ax.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(tasks)), tasks, fontsize=8)
+    ax.set_yticks(range(len(metrics)), metrics, fontsize=8)
+    for i, j in np.ndindex(grid.shape):
+        if np.isfinite(grid[i, j]):
+            ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8)
+    fig.colorbar(im, ax=ax, label="Kendall tau with downstream")
+    ax.set_title("Does the metric rank candidates as the downstream model does?", fontsize=10)
+    return png(fig)
+
+
+def _rows(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    out = []
+    for task, board in summary["leaderboard"].items():
+        metrics = [k for k in board[0] if k != "candidate"]
+        rows = [[r["candidate"], *("n/a" if r[m] is None else f"{r[m]:.4f}" for m in metrics)] for r in board]
+        out.append((f"{task} ({summary['metric'][task]})", ["candidate", *metrics], rows))
+    head = ["task", "metric", "kendall_tau", "weighted_tau"]
+    rows = [[t, m, *("n/a" if v[k] is None else f"{v[k]:.3f}" for k in ("kendall_tau", "weighted_tau"))]
+            for t, ms in summary["selection"].items() for m, v in ms.items()]
+    out.append(("rank agreement with the downstream metric", head, rows))
+    return out
+
+
+def render_selection_markdown(summary: dict) -> str:
+    parts = ["# reprflow model selection", "Candidates sorted by their downstream test metric; every "
+             "predictability metric computed before training, on the training split."]
+    for title, head, rows in _rows(summary):
+        parts += [f"## {title}", "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                                          + ["| " + " | ".join(r) + " |" for r in rows])]
+    return "\n\n".join(parts) + "\n"
+
+
+def render_selection_html(summary: dict, figure: bytes) -> str:
+    sections = []
+    for title, head, rows in _rows(summary):
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        sections.append(f"<h2>{html.escape(title)}</h2><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>")
+    img = f'<img alt="rank agreement" src="data:image/png;base64,{base64.b64encode(figure).decode()}">'
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>reprflow model selection</title>
+<style>body {{ font-family: sans-serif; max-width: 1200px; margin: 2em auto; }}
+table {{ border-collapse: collapse; font-size: 0.85em; }} th, td {{ border: 1px solid #ccc; padding: 3px 8px; }}
+th {{ background: #f4f4f4; }} img {{ max-width: 100%; }}</style></head><body>
+<h1>reprflow model selection</h1>
+<p>Each candidate embedding is scored by every predictability metric before any downstream model is
+trained, then a downstream model is trained on it. "random" is a Gaussian control.</p>
+{img}
+{''.join(sections)}
+</body></html>
+"""
+
+
+def run_selection_report(dataset_stats: dict, scores_path: str, summary_dir: str, html_path: str, markdown_path: str) -> dict:
+    started = time.perf_counter()
+    summary = build_selection_summary(dataset_stats, read_json(scores_path))
+    figure = agreement_plot(summary["selection"])
+    summary["timings_s"]["report"] = round(time.perf_counter() - started, 3)
+    page, md = render_selection_html(summary, figure), render_selection_markdown(summary)
+    with atomic_dir(summary_dir) as out:
+        write_json(out / "summary.json", summary)
+        (out / "report.html").write_text(page, encoding="utf-8")
+        (out / "report.md").write_text(md, encoding="utf-8")
+    Path(html_path).write_text(page, encoding="utf-8")
+    Path(markdown_path).write_text(md, encoding="utf-8")
+    metrics = {f"{t}_{m}_kendall_tau": v["kendall_tau"] for t, ms in summary["selection"].items()
+               for m, v in ms.items() if v["kendall_tau"] is not None}
+    return {"summary": summary, "metrics": metrics}
