@@ -45,6 +45,11 @@ def test_summary_has_the_contracted_schema_and_real_numbers(run_dir: Path) -> No
             assert REP_KEYS <= set(vals)
             assert all(np.isfinite(vals[k]) for k in REP_KEYS)
             assert vals["downstream_std"] >= 0 and 0 <= vals["churn"]
+    assert set(s["tasks"]["product_type"]["representations"]) == {"raw", "aligned", "fpr", "fpr_seedmean", "concat", "ensemble"}
+    for rep in ("raw", "fpr"):
+        assert set(s["homogeneity"][rep]) == {"dot", "mlp", "proxy"}
+        for decoder in s["homogeneity"][rep].values():
+            assert 0 <= decoder["hr_at_10_mean"] <= 1 and 0 <= decoder["top10_churn"] <= 1
 
 
 @pytest.mark.pipeline

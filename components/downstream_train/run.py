@@ -14,9 +14,11 @@ from reprflow.components.common.provenance import provenance
 from reprflow.components.common.tables import read_interactions, read_items
 from reprflow.components.common.tasks import build_tasks
 from reprflow.components.downstream_train.models import ensemble_study, seed_study
+from reprflow.components.downstream_train.next_item import homogeneity_study, next_item_task
 from reprflow.components.featurize.run import load_representations
 
 log = logging.getLogger(__name__)
+HOMOGENEITY_REPRESENTATIONS = ("raw", "fpr")  # two-tower training per seed is the costly part
 
 
 def run_downstream(
@@ -24,7 +26,8 @@ def run_downstream(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     reps, _, rep_meta = load_representations(representations_dir)
-    tasks = build_tasks(read_interactions(interactions_path), read_items(items_path), config)
+    interactions, items = read_interactions(interactions_path), read_items(items_path)
+    tasks = build_tasks(interactions, items, config)
     results: dict[str, Any] = {}
     # (representation name, arrays it is built from, study): the ensemble is models on raw.
     strategies = [(name, name, seed_study) for name in reps] + [("ensemble", "raw", ensemble_study)]
@@ -37,8 +40,15 @@ def run_downstream(
         entry["representations"][name] = study
         log.info("%s / %s: %s %.4f +- %.4f, churn %.3f, swap %.4f", task.name, name, task.metric,
                  study["downstream_mean"], study["downstream_std"], study["churn"], study["swap_mean"])
+    d = config["downstream"]
+    next_item = next_item_task(interactions, items, d["test_fraction"], d["split_seed"])
+    homogeneity = {}
+    for name in HOMOGENEITY_REPRESENTATIONS:
+        homogeneity[name] = homogeneity_study(next_item, reps[name])
+        log.info("next item / %s: %s", name, homogeneity[name])
     out = {
         "tasks": results,
+        "homogeneity": homogeneity,
         "meta": provenance(config, seeds=rep_meta["seeds"], inputs={"representations": representations_dir},
                            duration_s=time.perf_counter() - started),
     }

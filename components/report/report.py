@@ -33,6 +33,7 @@ def build_summary(
                        "representations": reps}
     return {
         "dataset": {k: int(dataset[k]) for k in ("rows", "items", "baskets", "customers")},
+        "homogeneity": downstream["homogeneity"],
         "seeds": list(seeds),
         "timings_s": {k: round(float(v), 3) for k, v in timings.items()},
         "stability": predictability["stability"],
@@ -58,6 +59,16 @@ def _table_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]], li
     return s_head, s_rows, t_head, t_rows
 
 
+HOMOGENEITY_KEYS = ("hr_at_10_mean", "hr_at_10_std", "ndcg_at_10_mean", "ndcg_at_10_std", "top10_churn")
+
+
+def _homogeneity_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    head = ["representation", "decoder", *HOMOGENEITY_KEYS]
+    rows = [[rep, dec, *(_fmt(v[k]) for k in HOMOGENEITY_KEYS)]
+            for rep, decoders in summary["homogeneity"].items() for dec, v in decoders.items()]
+    return head, rows
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     s_head, s_rows, t_head, t_rows = _table_rows(summary)
 
@@ -78,6 +89,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "models' predictions differ; swap_mean is the test metric of a model served another seed's "
         "representation without retraining.",
         table(t_head, t_rows),
+        "## Next item: dot-product (homogeneous) vs MLP (heterogeneous) decoder",
+        "proxy: the mean-history dot product on the representation itself, with no training.",
+        table(*_homogeneity_rows(summary)),
     ]) + "\n"
 
 
@@ -131,5 +145,10 @@ served another seed's representation without retraining, as happens when embeddi
 <p>logme (evidence per sample) and kernel_alignment (centred) are computed before any downstream
 model is trained.</p>
 {table(t_head, t_rows)}
+<h2>Next item: encoder/decoder homogeneity</h2>
+<p>Two-tower decoders on frozen item representations, one per pretraining seed: dot-product
+fusion (homogeneous with item2vec) and MLP fusion (heterogeneous); proxy is the mean-history dot
+product with no training. top10_churn: how much the top-10 lists change between seeds.</p>
+{table(*_homogeneity_rows(summary))}
 </body></html>
 """
