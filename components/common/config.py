@@ -40,6 +40,10 @@ def _seeds(v: Any) -> bool:
     )
 
 
+def _gcs_or_empty(v: Any) -> bool:
+    return isinstance(v, str) and (v == "" or (v.startswith("gs://") and len(v.rstrip("/")) > len("gs://")))
+
+
 def _pos_ints(v: Any) -> bool:
     return isinstance(v, list) and len(v) > 0 and all(_pos_int(x) for x in v) and len(set(v)) == len(v)
 
@@ -77,6 +81,11 @@ SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
         "windows": (_pos_ints, "a non-empty list of distinct positive integers", [2, 5, 10]),
         "negatives": (_pos_ints, "a non-empty list of distinct positive integers", [5]),
         "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer", 0),
+    },
+    # Where a cluster run keeps its artifacts; not part of what a run computes (see provenance).
+    "cluster": {
+        "pipeline_root": (_gcs_or_empty, "'' (the server's default) or a gs://bucket/prefix URI", ""),
+        "registry": (lambda v: isinstance(v, str), "a local path or a gs://bucket/prefix URI ('' = none)", ""),
     },
     "downstream": {
         "test_fraction": (_fraction, "a number strictly between 0 and 1", 0.3),

@@ -9,8 +9,15 @@ from typing import Any
 from reprflow.version import IMAGE, __version__
 
 
+# Sections that say where a run keeps things, not what it computes: the same run on another
+# bucket has the same hash.
+PLACEMENT_SECTIONS = ("cluster",)
+
+
 def config_hash(config: Any) -> str:
-    """A short, order-independent hash of a JSON-serialisable configuration."""
+    """A short, order-independent hash of a JSON-serialisable configuration (placement excluded)."""
+    if isinstance(config, dict):
+        config = {k: v for k, v in config.items() if k not in PLACEMENT_SECTIONS}
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
