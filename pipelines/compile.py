@@ -7,23 +7,41 @@ from typing import Any
 
 from kfp import compiler
 
+from reprflow.components.common.errors import ReprflowError
+from reprflow.components.common.profiles import DEFAULT_RESOURCES
 from reprflow.components.model_selection.run import candidate_grid
 from reprflow.pipelines.representation import representation_pipeline
 from reprflow.pipelines.selection import selection_pipeline
 
+# Short name (as on the command line) -> the pipeline factory; its KFP name is PIPELINE_NAME in its module.
+PIPELINES = {"representation": representation_pipeline, "selection": selection_pipeline}
+
+
+def pipeline_function(name: str, config: dict[str, Any] | None = None) -> Any:
+    """The pipeline for a short name (representation, selection), its tasks placed by the resource
+    profiles of `config` (validated), or the default profiles without one."""
+    if name not in PIPELINES:
+        raise ReprflowError(f"unknown pipeline {name!r} (known: {', '.join(PIPELINES)})")
+    return PIPELINES[name](config["resources"] if config is not None else DEFAULT_RESOURCES)
+
+
+def pipeline_parameters(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The parameters a validated `config` gives pipeline `name`: compile-time defaults and run arguments."""
+    pipeline_function(name)
+    common = {"data_uri": config["data"]["uri"], "config": config}
+    if name == "representation":
+        return common | {"seeds": config["seeds"]}
+    return common | {"candidates": candidate_grid(config), "seed": config["selection"]["seed"]}
+
+
+def compile_pipeline(name: str, path: Path, config: dict[str, Any] | None = None) -> Path:
+    """Compile pipeline `name` to KFP IR YAML at `path`; `config` (validated) becomes the defaults."""
+    params = pipeline_parameters(name, config) if config is not None else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline_function(name, config), str(path), pipeline_parameters=params)
+    return path
+
 
 def compile_pipelines(output_dir: Path, config: dict[str, Any] | None = None) -> list[Path]:
     """Write representation.yaml and selection.yaml; `config` (validated) becomes the defaults."""
-    rep_params = sel_params = None
-    if config is not None:
-        common = {"data_uri": config["data"]["uri"], "config": config}
-        rep_params = common | {"seeds": config["seeds"]}
-        sel_params = common | {"candidates": candidate_grid(config), "seed": config["selection"]["seed"]}
-    output_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, pipeline, params in (("representation", representation_pipeline, rep_params),
-                                   ("selection", selection_pipeline, sel_params)):
-        path = output_dir / f"{name}.yaml"
-        compiler.Compiler().compile(pipeline, str(path), pipeline_parameters=params)
-        paths.append(path)
-    return paths
+    return [compile_pipeline(name, output_dir / f"{name}.yaml", config) for name in PIPELINES]

@@ -39,9 +39,12 @@ def run_locally(pipeline: Callable[..., Any], pipeline_root: Path, **arguments: 
     created_root = not pipeline_root.exists()
     pipeline_root.mkdir(parents=True, exist_ok=True)
     before = set(pipeline_root.iterdir())
-    fd, error_file = tempfile.mkstemp(prefix="reprflow-error-", suffix=".txt")
-    os.close(fd)
-    env = {ERROR_FILE_ENV: error_file, TORCH_THREADS_ENV: str(max(1, (os.cpu_count() or 1) // LOCAL_PARALLELISM))}
+    scratch = tempfile.mkdtemp(prefix="reprflow-local-")
+    error_file = os.path.join(scratch, "error.txt")
+    Path(error_file).touch()
+    # TMPDIR: kfp.local writes each task's program to a `mktemp -d` folder it never removes
+    env = {ERROR_FILE_ENV: error_file, TORCH_THREADS_ENV: str(max(1, (os.cpu_count() or 1) // LOCAL_PARALLELISM)),
+           "TMPDIR": scratch}
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     started = time.perf_counter()
@@ -59,7 +62,7 @@ def run_locally(pipeline: Callable[..., Any], pipeline_root: Path, **arguments: 
         reason = Path(error_file).read_text(encoding="utf-8").strip().splitlines()
         raise PipelineFailed(reason[-1] if reason else ANSI.sub("", f"pipeline failed: {exc}")) from exc
     finally:
-        os.unlink(error_file)
+        shutil.rmtree(scratch, ignore_errors=True)
         for key, value in previous.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -1,5 +1,8 @@
 """The representation pipeline: ingest -> per seed (pretrain -> embed) -> collect -> featurize
--> evaluate-predictability and downstream-train -> report. Defined once; compiled or run locally."""
+-> evaluate-predictability and downstream-train -> report. Built by one pure factory; compiled
+for a cluster or run locally."""
+
+from collections.abc import Mapping
 
 from kfp import dsl
 from kfp.dsl import Dataset
@@ -11,30 +14,41 @@ from reprflow.components.featurize.component import featurize
 from reprflow.components.ingest.component import ingest
 from reprflow.components.pretrain.component import pretrain
 from reprflow.components.report.component import report
+from reprflow.pipelines.placement import placement
 
 PIPELINE_NAME = "reprflow-representation"
 
 
-@dsl.pipeline(
-    name=PIPELINE_NAME,
-    description="Multi-seed item2vec pretraining, FPR featurization, stability and predictability, downstream models.",
-)
-def representation_pipeline(data_uri: str, config: dict, seeds: list, checkpoint_root: str = "") -> Dataset:
-    """`config` is a validated run configuration (pipelines.config); `seeds` fan out in parallel."""
-    data = ingest(data_uri=data_uri, config=config)
-    with dsl.ParallelFor(seeds, name="seeds") as seed:
-        trained = pretrain(
-            interactions=data.outputs["interactions"], items=data.outputs["items"],
-            seed=seed, config=config, checkpoint_root=checkpoint_root,
-        )
-        exported = embed(model=trained.outputs["model"], items=data.outputs["items"], config=config)
-    collected = collect_embeddings(embeddings=dsl.Collected(exported.outputs["embeddings"]), config=config)
-    features = featurize(embedding_set=collected.outputs["embedding_set"], items=data.outputs["items"], config=config)
-    tables = {"interactions": data.outputs["interactions"], "items": data.outputs["items"]}
-    scores = evaluate_predictability(representations=features.outputs["representations"], config=config, **tables)
-    results = downstream_train(representations=features.outputs["representations"], config=config, **tables)
-    summary = report(
-        dataset_stats=data.outputs["Output"], representations=features.outputs["representations"],
-        scores=scores.outputs["scores"], results=results.outputs["results"], config=config,
+def representation_pipeline(resources: Mapping[str, str] | None = None) -> dsl.graph_component.GraphComponent:
+    """The pipeline, each task placed by its stage's profile in `resources` (None: no placement)."""
+    place = placement(resources)
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Multi-seed item2vec pretraining, FPR featurization, stability and predictability, downstream models.",
     )
-    return summary.outputs["summary"]
+    def pipeline(data_uri: str, config: dict, seeds: list, checkpoint_root: str = "") -> Dataset:
+        """`config` is a validated run configuration; `seeds` fan out in parallel."""
+        data = place(ingest(data_uri=data_uri, config=config), "ingest")
+        with dsl.ParallelFor(seeds, name="seeds") as seed:
+            trained = place(pretrain(
+                interactions=data.outputs["interactions"], items=data.outputs["items"],
+                seed=seed, config=config, checkpoint_root=checkpoint_root,
+            ), "pretrain")
+            exported = place(embed(model=trained.outputs["model"], items=data.outputs["items"], config=config), "embed")
+        collected = place(collect_embeddings(embeddings=dsl.Collected(exported.outputs["embeddings"]), config=config),
+                          "collect")
+        features = place(featurize(embedding_set=collected.outputs["embedding_set"], items=data.outputs["items"],
+                                   config=config), "featurize")
+        tables = {"interactions": data.outputs["interactions"], "items": data.outputs["items"]}
+        scores = place(evaluate_predictability(representations=features.outputs["representations"], config=config,
+                                               **tables), "evaluate")
+        results = place(downstream_train(representations=features.outputs["representations"], config=config,
+                                         **tables), "downstream")
+        summary = place(report(
+            dataset_stats=data.outputs["Output"], representations=features.outputs["representations"],
+            scores=scores.outputs["scores"], results=results.outputs["results"], config=config,
+        ), "report")
+        return summary.outputs["summary"]
+
+    return pipeline

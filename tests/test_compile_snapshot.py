@@ -12,31 +12,80 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reprflow.components.common.config import validate_config
+from reprflow.components.common.profiles import PROFILES
 from reprflow.pipelines.cli import main
+from reprflow.pipelines.compile import compile_pipeline
+from reprflow.pipelines.placement import GPU_TOLERATION, SPOT_TOLERATION
 from reprflow.version import IMAGE
+
+REPO = Path(__file__).resolve().parents[1]
+EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 VOLATILE = ("sdkVersion",)
+UPDATE = bool(os.environ.get("REPRFLOW_UPDATE_SNAPSHOTS"))
 
 
-def normalise(doc: dict) -> dict:
-    return {k: v for k, v in doc.items() if k not in VOLATILE}
+def load(path: Path) -> tuple[dict, dict]:
+    """The pipeline spec (volatile fields stripped) and the platform spec of a compiled package."""
+    spec, platform = yaml.safe_load_all(path.read_text())
+    return {k: v for k, v in spec.items() if k not in VOLATILE}, platform
+
+
+def matches_snapshot(value: object, snapshot: Path) -> bool:
+    if UPDATE:
+        snapshot.write_text(yaml.safe_dump(value, sort_keys=True))
+    return value == yaml.safe_load(snapshot.read_text())
 
 
 @pytest.mark.parametrize("name", ["representation", "selection"])
 def test_compiled_pipeline_matches_snapshot(tmp_path: Path, name: str) -> None:
     assert main(["compile", "--output-dir", str(tmp_path)]) == 0
-    compiled = normalise(yaml.safe_load((tmp_path / f"{name}.yaml").read_text()))
-    snapshot = SNAPSHOTS / f"{name}.yaml"
-    if os.environ.get("REPRFLOW_UPDATE_SNAPSHOTS"):
-        snapshot.write_text(yaml.safe_dump(compiled, sort_keys=True))
-    assert compiled == yaml.safe_load(snapshot.read_text())
+    spec, platform = load(tmp_path / f"{name}.yaml")
+    assert matches_snapshot({"pipeline_spec": spec, "platform_spec": platform}, SNAPSHOTS / f"{name}.yaml")
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_each_profile_compiles_to_its_snapshot(tmp_path: Path, profile: str) -> None:
+    """Every stage on one profile: the pretrain task's container resources, retry policy, caching
+    and Kubernetes platform spec (node selector, tolerations, timeout)."""
+    config = validate_config({"data": {"uri": "gs://b/x.csv"}, "resources": {"default": profile}})
+    spec, platform = load(compile_pipeline("representation", tmp_path / "p.yaml", config))
+    task = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["pretrain"]
+    placed = {
+        "container_resources": spec["deploymentSpec"]["executors"]["exec-pretrain"]["container"]["resources"],
+        "retry_policy": task["retryPolicy"],
+        "caching": task["cachingOptions"],
+        "ingest_caching": spec["root"]["dag"]["tasks"]["ingest"]["cachingOptions"],
+        "kubernetes": platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-pretrain"],
+    }
+    assert matches_snapshot(placed, SNAPSHOTS / "profiles" / f"{profile}.yaml")
+    gpu = PROFILES[profile].accelerator is not None
+    assert ("accelerator" in placed["container_resources"]) == gpu
+    assert placed["caching"] == {"enableCache": True} and placed["ingest_caching"] == {}
+
+
+def test_gpu_profiles_tolerate_the_taints_of_the_node_pools() -> None:
+    """The node pools' taints (manifests/base/nodepools.yaml) are tolerated by the profiles that
+    select those pools, and every pool a profile selects exists."""
+    pools = [doc for doc in yaml.safe_load_all((REPO / "manifests" / "base" / "nodepools.yaml").read_text())
+             if doc and doc.get("kind") == "ContainerNodePool"]
+    by_accelerator = {p["spec"]["nodeConfig"]["guestAccelerator"][0]["type"]: p for p in pools}
+    for name, profile in PROFILES.items():
+        if profile.accelerator is None:
+            continue
+        pool = by_accelerator[profile.accelerator]
+        assert bool(pool["spec"]["nodeConfig"].get("spot")) == profile.spot, name
+        tolerated = [GPU_TOLERATION] + ([SPOT_TOLERATION] if profile.spot else [])
+        for taint in pool["spec"]["nodeConfig"]["taint"]:
+            assert any(t["key"] == taint["key"] and t["effect"] == EFFECTS[taint["effect"]] for t in tolerated), (name, taint)
 
 
 def test_compiled_pipeline_structure(tmp_path: Path) -> None:
     """What the snapshot encodes, spelled out: the fan-out, the collection, the image."""
     main(["compile", "--output-dir", str(tmp_path)])
-    doc = yaml.safe_load((tmp_path / "representation.yaml").read_text())
+    doc, _ = load(tmp_path / "representation.yaml")
     tasks = doc["root"]["dag"]["tasks"]
     assert set(tasks) == {"ingest", "for-loop-1", "collect-embeddings", "featurize", "evaluate-predictability",
                           "downstream-train", "report"}
@@ -54,7 +103,7 @@ def test_compiled_pipeline_structure(tmp_path: Path) -> None:
 def test_compile_with_config_sets_parameter_defaults(tmp_path: Path) -> None:
     config = Path(__file__).resolve().parents[1] / "configs" / "online_retail.yaml"
     main(["compile", "--output-dir", str(tmp_path), "--config", str(config)])
-    params = yaml.safe_load((tmp_path / "representation.yaml").read_text())["root"]["inputDefinitions"]["parameters"]
+    params = load(tmp_path / "representation.yaml")[0]["root"]["inputDefinitions"]["parameters"]
     assert params["seeds"]["defaultValue"] == [0, 1, 2]
     assert params["config"]["defaultValue"]["pretrain"]["dim"] == 64
 
@@ -62,7 +111,7 @@ def test_compile_with_config_sets_parameter_defaults(tmp_path: Path) -> None:
 def test_selection_pipeline_fans_out_over_candidates(tmp_path: Path) -> None:
     config = Path(__file__).resolve().parents[1] / "configs" / "online_retail.yaml"
     main(["compile", "--output-dir", str(tmp_path), "--config", str(config)])
-    doc = yaml.safe_load((tmp_path / "selection.yaml").read_text())
+    doc, _ = load(tmp_path / "selection.yaml")
     assert set(doc["root"]["dag"]["tasks"]) == {"ingest", "for-loop-1", "score-candidates", "selection-report"}
     candidates = doc["root"]["inputDefinitions"]["parameters"]["candidates"]["defaultValue"]
     assert len(candidates) == 9 and candidates[0] == {"name": "d16-w2-n5", "dim": 16, "window": 2, "negatives": 5}

@@ -46,6 +46,13 @@ def test_summary_has_the_contracted_schema_and_real_numbers(run_dir: Path) -> No
             assert all(np.isfinite(vals[k]) for k in REP_KEYS)
             assert vals["downstream_std"] >= 0 and 0 <= vals["churn"]
     assert set(s["tasks"]["product_type"]["representations"]) == {"raw", "aligned", "fpr", "fpr_seedmean", "concat", "ensemble"}
+    for task, board in s["leaderboard"].items():
+        means = [row["downstream_mean"] for row in board]
+        assert means == sorted(means, reverse=True) and len(board) == 6
+        assert set(s["selection"][task]) == {"logme", "kernel_alignment"}
+        for agreement in s["selection"][task].values():
+            assert set(agreement) == {"kendall_tau", "weighted_tau"}
+            assert agreement["kendall_tau"] is None or -1 <= agreement["kendall_tau"] <= 1
     for rep in ("raw", "fpr"):
         assert set(s["homogeneity"][rep]) == {"dot", "mlp", "proxy"}
         for decoder in s["homogeneity"][rep].values():
@@ -55,7 +62,7 @@ def test_summary_has_the_contracted_schema_and_real_numbers(run_dir: Path) -> No
 @pytest.mark.pipeline
 def test_artifacts_are_left_under_the_output_dir(run_dir: Path) -> None:
     html = (run_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 3 and "<script" not in html.lower()
+    assert html.count("data:image/png;base64,") >= 5 and "<script" not in html.lower()
     assert "# reprflow run summary" in (run_dir / "report.md").read_text()
     embedding_sets = list((run_dir / "artifacts").glob("*/collect-embeddings/embedding_set/embeddings.npy"))
     assert len(embedding_sets) == 1

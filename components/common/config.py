@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from reprflow.components.common.errors import ConfigError
+from reprflow.components.common.profiles import DEFAULT_RESOURCES, PROFILES, STAGES
 
 # field -> (type check, description of what is allowed, default). A default of REQUIRED must be given.
 REQUIRED = object()
@@ -42,6 +43,10 @@ def _seeds(v: Any) -> bool:
 
 def _gcs_or_empty(v: Any) -> bool:
     return isinstance(v, str) and (v == "" or (v.startswith("gs://") and len(v.rstrip("/")) > len("gs://")))
+
+
+def _resources(v: Any) -> bool:
+    return isinstance(v, dict) and set(v) <= set(STAGES) and all(p in PROFILES for p in v.values())
 
 
 def _pos_ints(v: Any) -> bool:
@@ -87,6 +92,12 @@ SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
         "pipeline_root": (_gcs_or_empty, "'' (the server's default) or a gs://bucket/prefix URI", ""),
         "registry": (lambda v: isinstance(v, str), "a local path or a gs://bucket/prefix URI ('' = none)", ""),
     },
+    # Stage -> resource profile on a cluster (components/common/profiles.py); `default` for the rest.
+    "resources": {"": (
+        _resources,
+        f"a mapping from stages ({', '.join(STAGES)}) to profiles ({', '.join(PROFILES)})",
+        DEFAULT_RESOURCES,
+    )},
     "downstream": {
         "test_fraction": (_fraction, "a number strictly between 0 and 1", 0.3),
         "split_seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", 0),

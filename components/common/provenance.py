@@ -11,7 +11,7 @@ from reprflow.version import IMAGE, __version__
 
 # Sections that say where a run keeps things, not what it computes: the same run on another
 # bucket has the same hash.
-PLACEMENT_SECTIONS = ("cluster",)
+PLACEMENT_SECTIONS = ("cluster", "resources")
 
 
 def config_hash(config: Any) -> str:

@@ -13,13 +13,20 @@ rotation that pretraining cannot pin down disappears.
 
 Anchors are entity ids stored with the featurizer (with the bin edges), so a later retrain is
 featurized against the same anchors and keeps its meaning. They are the m most frequent entities
-(ties by id) or k-means++ seeding in the seed-mean kernel's feature space. Rows are processed in
-blocks: memory is O(block_rows x m) beyond the inputs, never n x n.
+(ties by id) or k-means++ seeding in the seed-mean kernel's feature space.
+
+Rows are processed in blocks: memory is O(block_rows x (K d + m)) beyond the input and the (n, m)
+output, never n x n, and the tables may be a memory map. For the cosine and dot kernels without a
+spread block the mean over seeds is one matrix product per block,
+
+    F[block] = [X_1 | ... | X_K] [A_1; ...; A_K]' / K      (rows of X_k, A_k unit for cosine),
+
+so the K seeds cost one pass of a (block, K d) x (K d, m) matmul and the output is written once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +34,8 @@ import numpy as np
 KERNELS = ("cosine", "dot", "rbf")
 ANCHOR_RULES = ("frequency", "kmeans++")
 MEDIAN_SAMPLE = 4096  # rows used for the rbf median heuristic (evenly strided, deterministic)
+FIT_SAMPLE = 131072  # entities used to fit quantile bin edges (evenly strided)
+BLOCK_ROWS = 16384
 
 
 def select_anchors(ids: Sequence[str], counts: Sequence[int], m: int) -> list[str]:
@@ -51,28 +60,86 @@ def rbf_bandwidth(table: np.ndarray, anchor_rows: np.ndarray) -> float:
     return h if h > 0 else 1.0
 
 
+@dataclass(frozen=True)
+class _SeedKernel:
+    """k(., a) against one seed's anchors: the anchor rows (unit rows for cosine), their squared
+    norms and the rbf bandwidth, all fixed by the seed's table."""
+
+    kernel: str
+    anchors: np.ndarray  # (m, d) float32
+    anchor_sq: np.ndarray  # (m,) float32
+    bandwidth: float
+
+    @classmethod
+    def of(cls, table: np.ndarray, anchor_rows: np.ndarray, kernel: str) -> "_SeedKernel":
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {kernel!r} (known: {', '.join(KERNELS)})")
+        anchors = np.asarray(table[anchor_rows], dtype=np.float32)
+        if kernel == "cosine":
+            anchors = _unit_rows(anchors)
+        h = rbf_bandwidth(table, anchor_rows) if kernel == "rbf" else 1.0
+        return cls(kernel, anchors, (anchors.astype(np.float64) ** 2).sum(1).astype(np.float32), h)
+
+    def block(self, rows: np.ndarray) -> np.ndarray:
+        """S = k(rows, anchors) for a block of rows (b, d): (b, m) float32."""
+        x = np.asarray(rows, dtype=np.float32)
+        if self.kernel == "cosine":
+            x = _unit_rows(x)
+        s = x @ self.anchors.T
+        if self.kernel == "rbf":
+            sq = (x**2).sum(1, keepdims=True) + self.anchor_sq[None] - 2 * s
+            s = np.exp(-np.maximum(sq, 0) / self.bandwidth)
+        return s
+
+
 def kernel_to_anchors(
-    table: np.ndarray, anchor_rows: np.ndarray, kernel: str = "cosine", block_rows: int = 65536
+    table: np.ndarray, anchor_rows: np.ndarray, kernel: str = "cosine", block_rows: int = BLOCK_ROWS
 ) -> np.ndarray:
     """S = k(table, table[anchor_rows]) for one seed, shape (n, m), float32, in row blocks."""
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r} (known: {', '.join(KERNELS)})")
-    anchors = table[anchor_rows].astype(np.float32)
-    if kernel == "cosine":
-        anchors = _unit_rows(anchors)
-    h = rbf_bandwidth(table, anchor_rows) if kernel == "rbf" else 1.0
-    anchor_sq = (anchors.astype(np.float64) ** 2).sum(1).astype(np.float32)
+    seed = _SeedKernel.of(table, anchor_rows, kernel)
     out = np.empty((table.shape[0], len(anchor_rows)), dtype=np.float32)
     for start in range(0, table.shape[0], block_rows):
-        block = table[start : start + block_rows].astype(np.float32)
-        if kernel == "cosine":
-            block = _unit_rows(block)
-        s = block @ anchors.T
-        if kernel == "rbf":
-            sq = (block**2).sum(1, keepdims=True) + anchor_sq[None] - 2 * s
-            s = np.exp(-np.maximum(sq, 0) / h)
-        out[start : start + block_rows] = s
+        out[start : start + block_rows] = seed.block(table[start : start + block_rows])
     return out
+
+
+def _fused_mean_blocks(
+    tables: np.ndarray, seeds: list[_SeedKernel], block_rows: int
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """mean_k S_k block by block for the cosine and dot kernels: one matmul over all seeds."""
+    k, n, d = tables.shape
+    weights = np.concatenate([s.anchors for s in seeds], axis=1).T / np.float32(k)  # (K d, m)
+    buffer = np.empty((min(block_rows, n), k * d), dtype=np.float32)
+    for start in range(0, n, block_rows):
+        rows = slice(start, min(start + block_rows, n))
+        x = buffer[: rows.stop - start]
+        for i, table in enumerate(tables):
+            part = x[:, i * d : (i + 1) * d]
+            part[...] = table[rows]
+            if seeds[i].kernel == "cosine":  # unit rows in place; zero rows stay zero
+                norm = np.sqrt(np.einsum("ij,ij->i", part, part))[:, None]
+                np.divide(part, norm, out=part, where=norm > 0)
+        yield rows, x @ weights
+
+
+def _seed_stat_blocks(
+    tables: np.ndarray, seeds: list[_SeedKernel], spread: bool, block_rows: int
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """[mean_k S_k] or [mean_k S_k, std_k S_k] block by block, from the per-seed kernels."""
+    n = tables.shape[1]
+    for start in range(0, n, block_rows):
+        rows = slice(start, min(start + block_rows, n))
+        total = squares = 0.0
+        for seed, table in zip(seeds, tables):
+            s = seed.block(table[rows]).astype(np.float64)
+            total = total + s
+            squares = squares + s * s if spread else 0.0
+        mean = total / len(seeds)
+        if not spread:
+            yield rows, mean.astype(np.float32)
+            continue
+        std = np.sqrt(np.maximum(squares / len(seeds) - mean**2, 0))
+        yield rows, np.hstack([mean, std]).astype(np.float32)
 
 
 def kmeanspp_anchors(tables: np.ndarray, ids: Sequence[str], counts: Sequence[int], m: int, kernel: str) -> list[str]:
@@ -156,45 +223,51 @@ class FPRFeaturizer:
             anchors = kmeanspp_anchors(tables, ids, counts, m, kernel)
         featurizer = cls(tuple(anchors), kernel, seed_spread)
         if quantile_bins > 1:
-            edges = quantile_edges(featurizer._blocks(tables, ids, 65536)[:, :m], quantile_bins)
-            featurizer = cls(tuple(anchors), kernel, seed_spread, tuple(map(tuple, edges.tolist())))
+            # edges from every stride-th entity, at most FIT_SAMPLE of them: a quantile needs no more
+            stride = max(1, -(-len(ids) // FIT_SAMPLE))
+            sample = np.concatenate([
+                block[np.arange(rows.start, rows.stop) % stride == 0, :m]
+                for rows, block in featurizer._feature_blocks(tables, ids, BLOCK_ROWS)
+            ])
+            edges = tuple(map(tuple, quantile_edges(sample, quantile_bins).tolist()))
+            featurizer = cls(tuple(anchors), kernel, seed_spread, edges)
         return featurizer
 
     def anchor_rows(self, ids: Sequence[str]) -> np.ndarray:
-        position = {str(e): i for i, e in enumerate(ids)}
+        wanted = set(self.anchors)
+        position = {e: i for i, e in enumerate(map(str, ids)) if e in wanted}
         missing = [a for a in self.anchors if a not in position]
         if missing:
             raise ValueError(f"{len(missing)} anchor(s) are not among the entities, e.g. {missing[0]!r}")
         return np.array([position[a] for a in self.anchors], dtype=np.int64)
 
-    def transform_seeds(self, tables: np.ndarray, ids: Sequence[str], block_rows: int = 65536) -> np.ndarray:
+    def transform_seeds(self, tables: np.ndarray, ids: Sequence[str], block_rows: int = BLOCK_ROWS) -> np.ndarray:
         """Per-seed kernel features S_k: (K, n, d) -> (K, n, m) (no spread block, no binning)."""
         rows = self.anchor_rows(ids)
         return np.stack([kernel_to_anchors(t, rows, self.kernel, block_rows) for t in tables])
 
-    def _blocks(self, tables: np.ndarray, ids: Sequence[str], block_rows: int) -> np.ndarray:
-        """[mean_k S_k] or [mean_k S_k, std_k S_k], one seed at a time (Welford-free: two sums)."""
+    def _feature_blocks(
+        self, tables: np.ndarray, ids: Sequence[str], block_rows: int
+    ) -> Iterator[tuple[slice, np.ndarray]]:
+        """The unbinned features, [mean_k S_k] (+ [std_k S_k]), a block of rows at a time."""
         rows = self.anchor_rows(ids)
-        total = np.zeros((tables.shape[1], len(rows)), dtype=np.float64)
-        squares = np.zeros_like(total) if self.seed_spread else None
-        for t in tables:
-            s = kernel_to_anchors(t, rows, self.kernel, block_rows)
-            total += s
-            if squares is not None:
-                squares += s.astype(np.float64) ** 2
-        mean = total / len(tables)
-        if squares is None:
-            return mean.astype(np.float32)
-        std = np.sqrt(np.maximum(squares / len(tables) - mean**2, 0))
-        return np.hstack([mean, std]).astype(np.float32)
+        seeds = [_SeedKernel.of(t, rows, self.kernel) for t in tables]
+        if self.kernel in ("cosine", "dot") and not self.seed_spread:
+            return _fused_mean_blocks(tables, seeds, block_rows)
+        return _seed_stat_blocks(tables, seeds, self.seed_spread, block_rows)
 
-    def transform(self, tables: np.ndarray, ids: Sequence[str], block_rows: int = 65536) -> np.ndarray:
-        """F = mean over seeds of S_k (n, m), then [F, spread] and binning as fitted."""
-        features = self._blocks(tables, ids, block_rows)
-        if self.bin_edges:
-            m = len(self.anchors)
-            features[:, :m] = apply_bins(features[:, :m], np.array(self.bin_edges))
-        return features
+    def transform(self, tables: np.ndarray, ids: Sequence[str], block_rows: int = BLOCK_ROWS) -> np.ndarray:
+        """F = mean over seeds of S_k (n, m), then [F, spread] and binning as fitted.
+
+        tables (K, n, d) may be a memory map: it is read block_rows rows at a time."""
+        m = len(self.anchors)
+        out = np.empty((tables.shape[1], 2 * m if self.seed_spread else m), dtype=np.float32)
+        edges = np.array(self.bin_edges) if self.bin_edges else None
+        for rows, block in self._feature_blocks(tables, ids, block_rows):
+            if edges is not None:
+                block[:, :m] = apply_bins(block[:, :m], edges)
+            out[rows] = block
+        return out
 
     def to_dict(self) -> dict:
         return {"anchors": list(self.anchors), "kernel": self.kernel, "seed_spread": self.seed_spread,

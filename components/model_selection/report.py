@@ -8,14 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from reprflow.components.common.artifacts import atomic_dir, read_json, write_json  # noqa: E402
-from reprflow.components.report.plots import png  # noqa: E402
+from reprflow.components.common.artifacts import atomic_dir, read_json, write_json
+from reprflow.components.report.plots import agreement_plot
 
 
 def build_selection_summary(dataset: dict, scores: dict) -> dict[str, Any]:
@@ -30,27 +24,6 @@ def build_selection_summary(dataset: dict, scores: dict) -> dict[str, Any]:
         "metric": {t: e["metric"] for t, e in tasks.items()},
         "timings_s": {"ingest": dataset["duration_s"], "score": scores["meta"]["duration_s"]},
     }
-
-
-def agreement_plot(selection: dict[str, dict[str, dict]]) -> bytes:
-    """Heatmap of Kendall tau, metrics x tasks (blank where a metric does not apply)."""
-    tasks = list(selection)
-    metrics = sorted({m for t in tasks for m in selection[t]})
-    grid = np.full((len(metrics), len(tasks)), np.nan)
-    for j, t in enumerate(tasks):
-        for i, m in enumerate(metrics):
-            v = selection[t].get(m, {}).get("kendall_tau")
-            grid[i, j] = np.nan if v is None else v
-    fig, ax = plt.subplots(figsize=(1.9 * len(tasks) + 2.5, 0.45 * len(metrics) + 1.5))
-    im = ax.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(tasks)), tasks, fontsize=8)
-    ax.set_yticks(range(len(metrics)), metrics, fontsize=8)
-    for i, j in np.ndindex(grid.shape):
-        if np.isfinite(grid[i, j]):
-            ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8)
-    fig.colorbar(im, ax=ax, label="Kendall tau with downstream")
-    ax.set_title("Does the metric rank candidates as the downstream model does?", fontsize=10)
-    return png(fig)
 
 
 def _rows(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:

@@ -79,3 +79,44 @@ def churn_plot(tasks: dict[str, Any]) -> bytes:
     ax.legend(fontsize=8)
     ax.set_title("Retrain churn (lower = stabler)", fontsize=11)
     return png(fig)
+
+
+def agreement_plot(
+    selection: dict[str, dict[str, dict]], title: str = "Does the metric rank candidates as the downstream model does?"
+) -> bytes:
+    """Heatmap of Kendall tau, metrics x tasks (blank where a metric does not apply)."""
+    tasks = list(selection)
+    metrics = sorted({m for t in tasks for m in selection[t]})
+    grid = np.full((len(metrics), len(tasks)), np.nan)
+    for j, t in enumerate(tasks):
+        for i, m in enumerate(metrics):
+            v = selection[t].get(m, {}).get("kendall_tau")
+            grid[i, j] = np.nan if v is None else v
+    fig, ax = plt.subplots(figsize=(1.9 * len(tasks) + 2.5, 0.45 * len(metrics) + 1.5))
+    im = ax.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(tasks)), tasks, fontsize=8)
+    ax.set_yticks(range(len(metrics)), metrics, fontsize=8)
+    for i, j in np.ndindex(grid.shape):
+        if np.isfinite(grid[i, j]):
+            ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8)
+    fig.colorbar(im, ax=ax, label="Kendall tau with downstream")
+    ax.set_title(title, fontsize=10)
+    return png(fig)
+
+
+def tradeoff_plot(tasks: dict[str, Any]) -> bytes:
+    """Per task, each representation: its retrained metric against its churn (dot), and the metric
+    it keeps when served another seed (x, joined to the dot): up and left is better."""
+    names = list(tasks)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.4 * len(names), 3.6))
+    for ax, task in zip(np.atleast_1d(axes), names):
+        for rep, r in tasks[task]["representations"].items():
+            ax.plot([r["churn"]] * 2, [r["downstream_mean"], r["swap_mean"]], color=_color(rep), alpha=0.4, lw=1)
+            ax.scatter(r["churn"], r["downstream_mean"], color=_color(rep), s=30, label=rep)
+            ax.scatter(r["churn"], r["swap_mean"], color=_color(rep), marker="x", s=30)
+        ax.set_xlabel("retrain churn between seeds", fontsize=8)
+        ax.set_title(f"{task} ({tasks[task]['metric']})", fontsize=10)
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].legend(fontsize=7, loc="best")
+    fig.suptitle("Featurizers: accuracy (dot: retrained, x: served another seed) vs churn", fontsize=11, y=1.03)
+    return png(fig)

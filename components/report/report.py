@@ -6,9 +6,34 @@ import base64
 import html
 from typing import Any
 
-from reprflow.components.report.plots import churn_plot, downstream_plot, stability_plot
+import numpy as np
+
+from reprflow.components.model_selection.rank_agreement import rank_agreement
+from reprflow.components.report.plots import agreement_plot, churn_plot, downstream_plot, stability_plot, tradeoff_plot
 
 SUMMARY_KEYS = ("logme", "kernel_alignment", "downstream_mean", "downstream_std", "churn", "swap_mean")
+PREDICTABILITY = ("logme", "kernel_alignment")
+LEADERBOARD_KEYS = ("downstream_mean", "downstream_std", "churn", "swap_mean")
+
+
+def leaderboard(tasks: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per task, the representations by retrained test metric, best first."""
+    return {
+        task: sorted(({"representation": rep, **{k: r[k] for k in LEADERBOARD_KEYS}}
+                      for rep, r in entry["representations"].items()), key=lambda row: -row["downstream_mean"])
+        for task, entry in tasks.items()
+    }
+
+
+def predictability_agreement(tasks: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Per task and predictability metric: how its ranking of the representations (those that are
+    one feature table) agrees with their downstream ranking: Kendall and weighted tau."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for task, entry in tasks.items():
+        reps = [r for r in entry["representations"].values() if r["logme"] is not None]
+        downstream = np.array([r["downstream_mean"] for r in reps])
+        out[task] = {m: rank_agreement(np.array([r[m] for r in reps]), downstream) for m in PREDICTABILITY}
+    return out
 
 
 def build_summary(
@@ -38,6 +63,8 @@ def build_summary(
         "timings_s": {k: round(float(v), 3) for k, v in timings.items()},
         "stability": predictability["stability"],
         "tasks": tasks,
+        "leaderboard": leaderboard(tasks),
+        "selection": predictability_agreement(tasks),
     }
 
 
@@ -69,6 +96,20 @@ def _homogeneity_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str
     return head, rows
 
 
+def _leaderboard_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    head = ["task", "rank", "representation", *LEADERBOARD_KEYS]
+    rows = [[task, str(i + 1), r["representation"], *(_fmt(r[k]) for k in LEADERBOARD_KEYS)]
+            for task, board in summary["leaderboard"].items() for i, r in enumerate(board)]
+    return head, rows
+
+
+def _agreement_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    head = ["task", "predictability metric", "kendall_tau", "weighted_tau"]
+    rows = [[task, m, _fmt(v["kendall_tau"]), _fmt(v["weighted_tau"])]
+            for task, metrics in summary["selection"].items() for m, v in metrics.items()]
+    return head, rows
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     s_head, s_rows, t_head, t_rows = _table_rows(summary)
 
@@ -89,6 +130,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "models' predictions differ; swap_mean is the test metric of a model served another seed's "
         "representation without retraining.",
         table(t_head, t_rows),
+        "## Leaderboard: representations by retrained test metric",
+        table(*_leaderboard_rows(summary)),
+        "## Do the predictability scores rank the representations as the downstream models do?",
+        table(*_agreement_rows(summary)),
         "## Next item: dot-product (homogeneous) vs MLP (heterogeneous) decoder",
         "proxy: the mean-history dot product on the representation itself, with no training.",
         table(*_homogeneity_rows(summary)),
@@ -101,6 +146,8 @@ def render_figures(summary: dict[str, Any]) -> dict[str, bytes]:
         "stability": stability_plot(summary["stability"]),
         "downstream": downstream_plot(summary["tasks"]),
         "churn": churn_plot(summary["tasks"]),
+        "tradeoff": tradeoff_plot(summary["tasks"]),
+        "agreement": agreement_plot(summary["selection"], "Does the score rank the representations as downstream does?"),
     }
 
 
@@ -141,10 +188,20 @@ fpr_seedmean: the kernel averaged over the other seeds.</p>
 served another seed's representation without retraining, as happens when embeddings are refreshed.</p>
 {img(figures['downstream'], 'downstream metric per seed')}
 {img(figures['churn'], 'prediction churn')}
+<h2>Featurizers: accuracy against stability</h2>
+<p>Every representation strategy on the same footing: its test metric when retrained per seed (dot),
+what it keeps when served another seed without retraining (x), and the churn of its predictions
+between seeds.</p>
+{img(figures['tradeoff'], 'accuracy against churn and swap')}
+<h2>Leaderboard</h2>
+{table(*_leaderboard_rows(summary))}
 <h2>Predictability and downstream results</h2>
 <p>logme (evidence per sample) and kernel_alignment (centred) are computed before any downstream
-model is trained.</p>
+model is trained. Below: how well each score ranks the representations as the downstream models
+do (Kendall and weighted tau; the ensemble has no single feature table and is left out).</p>
 {table(t_head, t_rows)}
+{img(figures['agreement'], 'rank agreement')}
+{table(*_agreement_rows(summary))}
 <h2>Next item: encoder/decoder homogeneity</h2>
 <p>Two-tower decoders on frozen item representations, one per pretraining seed: dot-product
 fusion (homogeneous with item2vec) and MLP fusion (heterogeneous); proxy is the mean-history dot

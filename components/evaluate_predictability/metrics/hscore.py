@@ -19,8 +19,9 @@ translation of the features. When rank f >= n - 1 (e.g. D >= n - 1) every
 labelling gives H = C - 1.
 
 The pseudo-inverse comes from the singular values s and right singular
-vectors V of Zc, taken from the small R factor of a QR of Zc (min(n, D) x D),
-so the condition number is never squared and no n x n matrix is formed:
+vectors V of Zc, taken from the small R factor of a QR of Zc (min(n, D) x D,
+by TSQR over row blocks: see blocks.py), so the condition number is never
+squared, no n x n matrix is formed and the features may be a memory map:
 directions with s_i <= rtol * s_max count as null (default rtol = max(n, D)
 eps, the matrix_rank convention), and with the r kept directions
 
@@ -54,9 +55,12 @@ singular values of Zc and the row norms, without a D x D product.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from .kernel_alignment import _as_matrix
+from .blocks import BLOCK_ROWS, centred_blocks, check_matrix, r_factor
 from .logme import as_target_matrix
 
 __all__ = ["hscore", "ledoit_wolf_shrinkage", "regularized_hscore"]
@@ -75,12 +79,36 @@ def _one_hot_labels(labels: np.ndarray, n: int) -> np.ndarray:
     return y
 
 
-def _svd_centred(zc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Singular values (descending) and V' of the centred features, via R when n > D."""
-    n, d = zc.shape
-    r = np.linalg.qr(zc, mode="r") if n > d else zc
-    _, s, vt = np.linalg.svd(r, full_matrices=False)
-    return s, vt
+@dataclass(frozen=True)
+class _Centred:
+    """One pass over the centred features Zc: its spectrum and the sums the scores need."""
+
+    n: int
+    d: int
+    s: np.ndarray  # singular values of Zc, descending
+    vt: np.ndarray  # their right singular vectors, V'
+    class_sums: np.ndarray  # (C, D) rows c: n_c d_c = sum of the centred rows of class c
+    counts: np.ndarray  # (C,) n_c
+    row_sq: float  # sum_k ||z_k||^2
+    row_sq_sq: float  # sum_k ||z_k||^4
+
+
+def _centred(features: Any, labels: np.ndarray | None, block_rows: int) -> _Centred:
+    n, d = check_matrix(features, "features")
+    y = np.zeros((n, 0)) if labels is None else _one_hot_labels(labels, n)
+    class_sums = np.zeros((y.shape[1], d))
+    norms = [0.0, 0.0]
+
+    def blocks():  # the QR's input, with the sums taken on the way
+        for rows, block in centred_blocks(features, "features", block_rows)():
+            class_sums[:] += y[rows].T @ block
+            sq = np.einsum("ij,ij->i", block, block)
+            norms[0] += float(sq.sum())
+            norms[1] += float(np.square(sq).sum())
+            yield rows, block
+
+    _, s, vt = np.linalg.svd(r_factor(blocks(), d), full_matrices=False)
+    return _Centred(n, d, s, vt, class_sums, y.sum(axis=0), norms[0], norms[1])
 
 
 def _kept(s: np.ndarray, n: int, d: int, rtol: float | None) -> np.ndarray:
@@ -91,61 +119,49 @@ def _kept(s: np.ndarray, n: int, d: int, rtol: float | None) -> np.ndarray:
     return s > rtol * s.max(initial=0.0)
 
 
-def _prepare(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    f = _as_matrix(features, "features")
-    y = _one_hot_labels(labels, f.shape[0])
-    return f - f.mean(axis=0), y
-
-
-def _shrinkage(zc: np.ndarray, s: np.ndarray) -> float:
-    n, d = zc.shape
-    lam = s * s / n  # non-zero part of the spectrum of S; the other D - len(s) eigenvalues are 0
-    row_sq = np.einsum("ij,ij->i", zc, zc)
-    mu = row_sq.sum() / (n * d)
+def _shrinkage(c: _Centred) -> float:
+    n, d = c.n, c.d
+    lam = c.s * c.s / n  # non-zero part of the spectrum of S; the other D - len(s) eigenvalues are 0
+    mu = c.row_sq / (n * d)
     delta2 = (np.square(lam - mu).sum() + (d - lam.size) * mu * mu) / d
     if delta2 <= (max(n, d) * _EPS * lam.max(initial=0.0)) ** 2:
         return 0.0  # S = mu I up to rounding (always so for D = 1): nothing to shrink
-    b2 = max((np.square(row_sq).sum() - n * np.square(lam).sum()) / (n * n * d), 0.0)
+    b2 = max((c.row_sq_sq - n * np.square(lam).sum()) / (n * n * d), 0.0)
     return float(min(b2, delta2) / delta2)
 
 
-def ledoit_wolf_shrinkage(features: np.ndarray) -> float:
+def ledoit_wolf_shrinkage(features: Any, *, block_rows: int = BLOCK_ROWS) -> float:
     """Ledoit-Wolf shrinkage intensity in [0, 1] of the (1/n) covariance of features (n, D)."""
-    f = _as_matrix(features, "features")
-    zc = f - f.mean(axis=0)
-    s, _ = _svd_centred(zc)
-    return _shrinkage(zc, s)
+    return _shrinkage(_centred(features, None, block_rows))
 
 
-def hscore(features: np.ndarray, labels: np.ndarray, *, rtol: float | None = None) -> float:
+def hscore(features: Any, labels: np.ndarray, *, rtol: float | None = None, block_rows: int = BLOCK_ROWS) -> float:
     """H-score tr(cov(f)^+ cov(E[f|y])) of features (n, D) for integer labels (n,).
 
     rtol: singular values of the centred features at or below rtol * s_max are
     treated as zero by the pseudo-inverse (default max(n, D) * machine eps).
     """
-    zc, y = _prepare(features, labels)
-    n, d = zc.shape
-    s, vt = _svd_centred(zc)
-    keep = _kept(s, n, d, rtol)
+    c = _centred(features, labels, block_rows)
+    keep = _kept(c.s, c.n, c.d, rtol)
     # row c: n_c S^-1 V'd_c
-    proj = (y.T @ zc) @ vt[keep].T / s[keep]
-    return float((np.einsum("ij,ij->i", proj, proj) / y.sum(axis=0)).sum())
+    proj = c.class_sums @ c.vt[keep].T / c.s[keep]
+    return float((np.einsum("ij,ij->i", proj, proj) / c.counts).sum())
 
 
-def regularized_hscore(features: np.ndarray, labels: np.ndarray, *, rtol: float | None = None) -> float:
+def regularized_hscore(
+    features: Any, labels: np.ndarray, *, rtol: float | None = None, block_rows: int = BLOCK_ROWS
+) -> float:
     """Shrinkage H-score (1 - alpha) tr(cov_alpha(f)^-1 cov(E[f|y])), alpha from Ledoit-Wolf.
 
     rtol only matters when alpha = 0 (pseudo-inverse as in ``hscore``); the
     class-mean differences lie in the row space of the centred features, so
     directions outside it never contribute.
     """
-    zc, y = _prepare(features, labels)
-    n, d = zc.shape
-    s, vt = _svd_centred(zc)
-    alpha = _shrinkage(zc, s)
-    keep = _kept(s, n, d, rtol)
-    mu = np.einsum("ij,ij->", zc, zc) / (n * d)
-    eig = (1.0 - alpha) * s[keep] ** 2 / n + alpha * mu  # spectrum of cov_alpha on the kept directions
-    proj = (y.T @ zc) @ vt[keep].T  # row c: n_c V'd_c
-    between = (np.square(proj) / y.sum(axis=0)[:, None]).sum(axis=0) / n  # V' cov(E[f|y]) V, diagonal
+    c = _centred(features, labels, block_rows)
+    alpha = _shrinkage(c)
+    keep = _kept(c.s, c.n, c.d, rtol)
+    mu = c.row_sq / (c.n * c.d)
+    eig = (1.0 - alpha) * c.s[keep] ** 2 / c.n + alpha * mu  # spectrum of cov_alpha on the kept directions
+    proj = c.class_sums @ c.vt[keep].T  # row c: n_c V'd_c
+    between = (np.square(proj) / c.counts[:, None]).sum(axis=0) / c.n  # V' cov(E[f|y]) V, diagonal
     return float((1.0 - alpha) * (between / eig).sum())

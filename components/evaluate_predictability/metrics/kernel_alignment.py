@@ -12,8 +12,8 @@ Since HKH = Zc Zc' with Zc = HZ (column-centred), it equals
 
     A = ||Zc' Yc||_F^2 / (||Zc' Zc||_F ||Yc' Yc||_F),
 
-computed here without any n x n matrix (||Zc'Zc||_F = ||Zc Zc'||_F, so the
-smaller of the two Gram matrices is formed). A lies in [0, 1]; it is linear
+computed here without any n x n matrix (||Zc'Zc||_F = ||Zc Zc'||_F), summing the
+D x D products over row blocks. A lies in [0, 1]; it is linear
 CKA (Kornblith et al. 2019) with the targets as the second representation.
 
 Targets: (n,) integer class labels (one-hot, one column per label) or an
@@ -22,51 +22,42 @@ Targets: (n,) integer class labels (one-hot, one column per label) or an
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from .blocks import BLOCK_ROWS, centred_blocks, check_matrix
 from .logme import as_target_matrix
 
 __all__ = ["centered_kernel_alignment"]
 
 
-def _centre(x: np.ndarray) -> np.ndarray:
-    xc = x - x.mean(axis=0)
-    # constant columns become exactly zero, not rounding noise that would survive normalisation
-    xc[:, np.ptp(x, axis=0) == 0] = 0.0
-    return xc
+def _linear_alignment(x: Any, y: Any, names: tuple[str, str] = ("a", "b"), block_rows: int = BLOCK_ROWS) -> float:
+    """Centred alignment of the linear kernels of two (n, .) matrices, read in row blocks.
 
-
-def _gram_norm(xc: np.ndarray) -> float:
-    n, d = xc.shape
-    return float(np.linalg.norm(xc @ xc.T if n < d else xc.T @ xc))
-
-
-def _linear_alignment(x: np.ndarray, y: np.ndarray) -> float:
-    """Centred alignment of linear kernels of two finite float64 (n, .) matrices."""
-    xc, yc = _centre(x), _centre(y)
-    denom = _gram_norm(xc) * _gram_norm(yc)
+    ||Xc'Xc||_F equals ||Xc Xc'||_F; the D x D side is summed over blocks. Constant columns
+    centre to exact zeros (see blocks.centred_blocks).
+    """
+    (n, dx), (_, dy) = check_matrix(x, names[0]), check_matrix(y, names[1])
+    xx, yy, xy = np.zeros((dx, dx)), np.zeros((dy, dy)), np.zeros((dx, dy))
+    for (_, bx), (_, by) in zip(centred_blocks(x, names[0], block_rows)(), centred_blocks(y, names[1], block_rows)()):
+        xx += bx.T @ bx
+        yy += by.T @ by
+        xy += bx.T @ by
+    denom = float(np.linalg.norm(xx)) * float(np.linalg.norm(yy))
     if denom == 0.0:
         return 0.0
-    num = float(np.square(xc.T @ yc).sum())
-    return float(np.clip(num / denom, 0.0, 1.0))
+    return float(np.clip(float(np.square(xy).sum()) / denom, 0.0, 1.0))
 
 
-def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:
-    m = np.asarray(x, dtype=np.float64)
-    if m.ndim != 2 or m.shape[0] == 0 or m.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty (n, D) matrix, got shape {m.shape}")
-    if not np.isfinite(m).all():
-        raise ValueError(f"{name} contain NaN or inf")
-    return m
-
-
-def centered_kernel_alignment(features: np.ndarray, targets: np.ndarray) -> float:
+def centered_kernel_alignment(features: Any, targets: np.ndarray, *, block_rows: int = BLOCK_ROWS) -> float:
     """Centred alignment of K = Z Z' (features (n, D)) with L = Y Y' (targets (n,) or (n, C)).
 
-    Returns 0.0 when the centred features or targets are all zero.
+    Returns 0.0 when the centred features or targets are all zero. Features are read in row
+    blocks (any array, a memory map included).
     """
-    z = _as_matrix(features, "features")
+    n, _ = check_matrix(features, "features")
     y = as_target_matrix(targets)
-    if y.shape[0] != z.shape[0]:
-        raise ValueError(f"features have n={z.shape[0]} rows but targets have n={y.shape[0]}")
-    return _linear_alignment(z, y)
+    if y.shape[0] != n:
+        raise ValueError(f"features have n={n} rows but targets have n={y.shape[0]}")
+    return _linear_alignment(features, y, ("features", "targets"), block_rows)

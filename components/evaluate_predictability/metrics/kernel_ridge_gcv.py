@@ -20,10 +20,11 @@ z = U' yc, with k = min(n, D) singular values,
     ||(I - H) y||^2 = ||yc - U z||^2 + sum_i (lambda / (s_i^2 + lambda))^2 z_i^2,
 
 so a whole grid of lambdas costs O(k C) each after the SVD. The SVD is taken
-without forming U (n x k): a Householder QR of [Fc | yc] gives Fc = Q1 R,
+without forming U (n x k): a QR of [Fc | yc] gives Fc = Q1 R,
 Q1'yc and ||yc - Q1 Q1'yc|| in its triangular factor, and the SVD of the small
-R = U_R diag(s) V' gives U = Q1 U_R, z = U_R' Q1'yc. Cost O(n (D + C)^2), memory
-one copy of the data; no n x n matrix is formed. lambda must be > 0; then
+R = U_R diag(s) V' gives U = Q1 U_R, z = U_R' Q1'yc. The triangular factor is
+built by TSQR over row blocks (blocks.py): cost O(n (D + C)^2), memory
+O(block (D + C) + (D + C)^2) whatever n is; no n x n matrix is formed. lambda must be > 0; then
 tr H < n for any n >= 2.
 
 Targets: (n,) integer labels become one-hot columns (one per class), (n, C)
@@ -41,11 +42,13 @@ grid, pass a wider one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .kernel_alignment import _as_matrix
+from .blocks import BLOCK_ROWS, centred_blocks, check_matrix, r_factor
 from .logme import as_target_matrix
 
 __all__ = ["GCVResult", "default_lambdas", "gcv_curve", "kernel_ridge_gcv"]
@@ -77,20 +80,22 @@ class _Decomposition:
     var: np.ndarray  # (C,) ||yc||^2 / n
 
 
-def _decompose(features: np.ndarray, targets: np.ndarray) -> _Decomposition:
-    f = _as_matrix(features, "features")
+def _decompose(features: Any, targets: np.ndarray, block_rows: int) -> _Decomposition:
+    n, d = check_matrix(features, "features")
     y = as_target_matrix(targets)
-    n = f.shape[0]
     if y.shape[0] != n:
         raise ValueError(f"features have n={n} rows but targets have n={y.shape[0]}")
     if n < 2:
         raise ValueError(f"GCV needs at least 2 samples, got n={n}")
-    fc = f - f.mean(axis=0)
     yc = y - y.mean(axis=0)
     yc[:, np.ptp(y, axis=0) == 0] = 0.0  # constant columns exactly zero, not rounding noise
-    d = fc.shape[1]
+
+    def stacked() -> Iterator[tuple[slice, np.ndarray]]:
+        for rows, fc in centred_blocks(features, "features", block_rows)():
+            yield rows, np.hstack([fc, yc[rows]])
+
     k = min(n, d)
-    tri = np.linalg.qr(np.hstack([fc, yc]), mode="r")  # [[R, Q1'yc], [0, T]]; ||T e_j|| = ||yc_j - Q1 Q1'yc_j||
+    tri = r_factor(stacked(), d + y.shape[1])  # [[R, Q1'yc], [0, T]]; ||T e_j|| = ||yc_j - Q1 Q1'yc_j||
     u_r, s, _ = np.linalg.svd(tri[:k, :d], full_matrices=False)
     z = u_r.T @ tri[:k, d:]
     rest = tri[k:, d:]
@@ -126,29 +131,28 @@ def _grid(s2: np.ndarray) -> np.ndarray:
     return (top if top > 0 else 1.0) * np.logspace(-6, 1, 50)
 
 
-def default_lambdas(features: np.ndarray) -> np.ndarray:
+def default_lambdas(features: Any, *, block_rows: int = BLOCK_ROWS) -> np.ndarray:
     """s_max^2 * logspace(-6, 1, 50) for the centred features (s_max = 0 counts as 1)."""
-    f = _as_matrix(features, "features")
-    fc = f - f.mean(axis=0)
-    s = np.linalg.svd(np.linalg.qr(fc, mode="r") if fc.shape[0] > fc.shape[1] else fc, compute_uv=False)
+    _, d = check_matrix(features, "features")
+    s = np.linalg.svd(r_factor(centred_blocks(features, "features", block_rows)(), d), compute_uv=False)
     return _grid(s * s)
 
 
-def gcv_curve(features: np.ndarray, targets: np.ndarray, lambdas: np.ndarray) -> np.ndarray:
+def gcv_curve(features: Any, targets: np.ndarray, lambdas: np.ndarray, *, block_rows: int = BLOCK_ROWS) -> np.ndarray:
     """GCV (L,) per lambda of ridge on features (n, D) with intercept, averaged over target columns."""
     lam = _check_lambdas(lambdas)
-    return _per_column(_decompose(features, targets), lam).mean(axis=1)
+    return _per_column(_decompose(features, targets, block_rows), lam).mean(axis=1)
 
 
 def kernel_ridge_gcv(
-    features: np.ndarray, targets: np.ndarray, lambdas: np.ndarray | None = None
+    features: Any, targets: np.ndarray, lambdas: np.ndarray | None = None, *, block_rows: int = BLOCK_ROWS
 ) -> GCVResult:
     """GCV-selected ridge lambda and its predictive R^2 for targets (n,) labels or (n, C) floats.
 
     lambdas defaults to ``default_lambdas(features)``. Raises ValueError for a
     constant target column (its R^2 is undefined).
     """
-    dec = _decompose(features, targets)
+    dec = _decompose(features, targets, block_rows)
     lam = _grid(dec.s2) if lambdas is None else _check_lambdas(lambdas)
     if (dec.var == 0).any():
         raise ValueError(f"target columns {np.flatnonzero(dec.var == 0).tolist()} are constant; R^2 is undefined")

@@ -14,11 +14,21 @@ posterior mean m = beta A^{-1} F' y,
                                 - beta/2 ||F m - y||^2 - alpha/2 ||m||^2
                                 - 1/2 log det A.
 
-Everything comes from one thin SVD F = U diag(s) V', r = rank(F), z = U' y:
+With the squared singular values lam_i of F (r = rank(F) of them non-zero),
+V its right and U its left singular vectors, p = V'F'y = diag(s) U'y:
 
-    log det A     = sum_{i<=r} log(alpha + beta s_i^2) + (D - r) log alpha
-    ||F m - y||^2 = sum_i (alpha z_i / (alpha + beta s_i^2))^2 + ||y||^2 - ||z||^2
-    ||m||^2       = sum_i (beta s_i z_i / (alpha + beta s_i^2))^2
+    log det A     = sum_{i<=r} log(alpha + beta lam_i) + (D - r) log alpha
+    ||m||^2       = sum_i (beta p_i / (alpha + beta lam_i))^2
+    ||F m - y||^2 = ||y||^2 - sum_i beta p_i^2 (1 + shrink_i) / (alpha + beta lam_i),
+                    shrink_i = alpha / (alpha + beta lam_i),
+
+none of which divides by a singular value. The spectrum comes from the smaller
+Gram matrix: for n > D the D x D matrix F'F, summed over row blocks (so F may be
+a memory map larger than memory; see blocks.py), whose eigenvectors are V; for
+n <= D the n x n matrix F F', whose eigenvectors are U, z = U'y exactly, and the
+residual is sum_i (shrink_i z_i)^2 plus what lies outside the span of F. This
+is the eigendecomposition the reference algorithm also uses; all target columns
+share it and are iterated together.
 
 The reference implementation drops the (D - r) log alpha term (thuml/LogME
 issue 23), which inflates the score whenever D > n; it is kept here, so the
@@ -39,9 +49,13 @@ sorted label order, or an (n, C) float matrix (regression C = 1, multi-label
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from .blocks import BLOCK_ROWS, check_matrix, gram, row_blocks
 
 __all__ = ["LogMEResult", "as_target_matrix", "log_evidence", "logme"]
 
@@ -93,43 +107,75 @@ def as_target_matrix(targets: np.ndarray) -> np.ndarray:
     return y
 
 
-def _as_features(features: np.ndarray) -> np.ndarray:
-    f = np.asarray(features, dtype=np.float64)
-    if f.ndim != 2 or f.shape[0] == 0 or f.shape[1] == 0:
-        raise ValueError(f"features must be a non-empty (n, D) matrix, got shape {f.shape}")
-    if not np.isfinite(f).all():
-        raise ValueError("features contain NaN or inf")
-    return f
+@dataclass(frozen=True)
+class _Spectrum:
+    """What every evidence computation needs, for all target columns at once.
+
+    lam (k,): the non-zero eigenvalues of F'F; proj (k, C) = V'F'y; y_sq (C,) = ||y||^2.
+    z (k, C) = U'y when computed from F F' (n <= D), else None; weights(coef) = V coef.
+    """
+
+    n: int
+    d: int
+    lam: np.ndarray
+    proj: np.ndarray
+    y_sq: np.ndarray
+    z: np.ndarray | None
+    weights: Callable[[np.ndarray], np.ndarray]
 
 
-def _spectrum(f: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Singular values (tiny ones set to 0), V', z = U'y and ||y||^2 per column."""
-    if y.shape[0] != f.shape[0]:
-        raise ValueError(f"features have n={f.shape[0]} rows but targets have n={y.shape[0]}")
-    u, s, vt = np.linalg.svd(f, full_matrices=False)
-    tol = s.max(initial=0.0) * max(f.shape) * np.finfo(np.float64).eps
-    s = np.where(s > tol, s, 0.0)
-    return s, vt, u.T @ y, np.einsum("ij,ij->j", y, y)
+def _kept(lam: np.ndarray, n: int, d: int) -> np.ndarray:
+    """Eigenvalues above the Gram matrix's rounding level count as the rank (others are 0)."""
+    return lam > lam.max(initial=0.0) * max(n, d) * _EPS
 
 
-def _moments(
-    s: np.ndarray, z: np.ndarray, y_sq: np.ndarray, n: int, d: int, alpha: np.ndarray, beta: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Posterior quantities for every column at once; s (k,), z (k, C), alpha/beta (C,)."""
-    s2 = (s * s)[:, None]
-    denom = alpha + beta * s2  # (k, C)
-    shrink = alpha / denom  # 1 - beta s^2 / denom, kept separate so n - gamma never cancels
-    k = s.shape[0]
-    # with k = n, U is square orthogonal and ||y||^2 - ||z||^2 is 0 up to rounding
-    out_of_span = 0.0 if k == n else np.maximum(y_sq - np.einsum("ij,ij->j", z, z), 0.0)
-    coef = beta * s[:, None] * z / denom
+def _spectrum(features: Any, y: np.ndarray, block_rows: int) -> _Spectrum:
+    n, d = check_matrix(features, "features")
+    if y.shape[0] != n:
+        raise ValueError(f"features have n={n} rows but targets have n={y.shape[0]}")
+    y_sq = np.einsum("ij,ij->j", y, y)
+    if n > d:  # primal: F'F from row blocks, F'y alongside
+        f_y = np.zeros((d, y.shape[1]))
+
+        def blocks() -> Iterator[tuple[slice, np.ndarray]]:
+            for rows, block in row_blocks(features, "features", block_rows):
+                f_y[:] += block.T @ y[rows]
+                yield rows, block
+
+        lam, v = np.linalg.eigh(gram(blocks(), d))
+        keep = _kept(lam, n, d)
+        v = v[:, keep]
+        return _Spectrum(n, d, lam[keep], v.T @ f_y, y_sq, None, lambda coef: v @ coef)
+    f = next(row_blocks(features, "features", n))[1]  # dual: n <= D, F is no bigger than F'F
+    lam, u = np.linalg.eigh(f @ f.T)
+    keep = _kept(lam, n, d)
+    lam, u = lam[keep], u[:, keep]
+    z = u.T @ y
+    s = np.sqrt(lam)[:, None]
+    return _Spectrum(n, d, lam, s * z, y_sq, z, lambda coef: f.T @ (u @ (coef / s)))
+
+
+def _moments(sp: _Spectrum, cols: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> dict[str, np.ndarray]:
+    """Posterior quantities for the target columns `cols`; alpha/beta (len(cols),)."""
+    lam = sp.lam[:, None]
+    proj = sp.proj[:, cols]
+    denom = alpha + beta * lam  # (k, C)
+    shrink = alpha / denom  # 1 - beta lam / denom, kept separate so n - gamma never cancels
+    k = lam.shape[0]
+    coef = beta * proj / denom
+    if sp.z is not None:  # from U'y directly; with k = n nothing lies outside the span of F
+        z = sp.z[:, cols]
+        outside = 0.0 if k == sp.n else np.maximum(sp.y_sq[cols] - np.einsum("ij,ij->j", z, z), 0.0)
+        residual = ((shrink * z) ** 2).sum(axis=0) + outside
+    else:
+        residual = np.maximum(sp.y_sq[cols] - (beta * proj * proj * (1.0 + shrink) / denom).sum(axis=0), 0.0)
     return {
-        "gamma": (beta * s2 / denom).sum(axis=0),
-        "n_minus_gamma": (n - k) + shrink.sum(axis=0),
+        "gamma": (beta * lam / denom).sum(axis=0),
+        "n_minus_gamma": (sp.n - k) + shrink.sum(axis=0),
         "m_sq": (coef * coef).sum(axis=0),
-        "residual": ((shrink * z) ** 2).sum(axis=0) + out_of_span,
-        # zeroed singular values contribute log(alpha) each, giving (D - r) log alpha overall
-        "logdet": np.log(denom).sum(axis=0) + (d - k) * np.log(alpha),
+        "residual": residual,
+        # zero eigenvalues contribute log(alpha) each, giving (D - r) log alpha overall
+        "logdet": np.log(denom).sum(axis=0) + (sp.d - k) * np.log(alpha),
         "coef": coef,  # m = V coef
     }
 
@@ -156,48 +202,53 @@ def _precisions(value: np.ndarray | float, c: int, name: str) -> np.ndarray:
 
 
 def log_evidence(
-    features: np.ndarray, targets: np.ndarray, alpha: np.ndarray | float, beta: np.ndarray | float
+    features: Any,
+    targets: np.ndarray,
+    alpha: np.ndarray | float,
+    beta: np.ndarray | float,
+    *,
+    block_rows: int = BLOCK_ROWS,
 ) -> np.ndarray:
     """log p(y | F, alpha, beta) for each column of targets (n, C); returns (C,).
 
     alpha and beta are scalars or (C,) arrays of positive precisions.
     """
-    f = _as_features(features)
     y = np.asarray(targets)
     if y.ndim != 2:
         raise ValueError(f"targets must be an (n, C) matrix, got shape {y.shape}")
     y = as_target_matrix(y)
-    n, d = f.shape
     c = y.shape[1]
     a, b = _precisions(alpha, c, "alpha"), _precisions(beta, c, "beta")
-    s, _, z, y_sq = _spectrum(f, y)
-    return _evidence(_moments(s, z, y_sq, n, d, a, b), n, d, a, b)
+    sp = _spectrum(features, y, block_rows)
+    return _evidence(_moments(sp, np.arange(c), a, b), sp.n, sp.d, a, b)
 
 
-def logme(features: np.ndarray, targets: np.ndarray, *, max_iter: int = 100, tol: float = 1e-5) -> LogMEResult:
+def logme(
+    features: Any, targets: np.ndarray, *, max_iter: int = 100, tol: float = 1e-5, block_rows: int = BLOCK_ROWS
+) -> LogMEResult:
     """LogME of features (n, D) for targets (n,) integer labels or (n, C) floats.
 
     Runs the MacKay fixed point from alpha = beta = 1 for all columns together,
     freezing a column once alpha and beta both change by less than ``tol``
     relatively, or once it runs off to a boundary maximum (alpha -> inf, or
     beta -> inf when rank(F) = n) far enough that the evidence no longer moves
-    in float64.
+    in float64. Features are read ``block_rows`` rows at a time (any array,
+    a memory map included).
     """
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
-    f = _as_features(features)
     y = as_target_matrix(targets)
-    n, d = f.shape
-    s, vt, z, y_sq = _spectrum(f, y)
-    if (y_sq == 0).any():
+    sp = _spectrum(features, y, block_rows)
+    n = sp.n
+    if (sp.y_sq == 0).any():
         raise ValueError(
-            f"target columns {np.flatnonzero(y_sq == 0).tolist()} are all zero; their evidence is unbounded"
+            f"target columns {np.flatnonzero(sp.y_sq == 0).tolist()} are all zero; their evidence is unbounded"
         )
-    rank = int(np.count_nonzero(s))
-    s2_max = float(s.max()) ** 2
-    s2_min = float(s[rank - 1]) ** 2 if rank else 0.0
+    rank = sp.lam.shape[0]
+    s2_max = float(sp.lam.max(initial=0.0))
+    s2_min = float(sp.lam.min(initial=0.0))
     c = y.shape[1]
     alpha = np.ones(c)
     beta = np.ones(c)
@@ -207,7 +258,7 @@ def logme(features: np.ndarray, targets: np.ndarray, *, max_iter: int = 100, tol
         if cols.size == 0:
             break
         a, b = alpha[cols], beta[cols]
-        mo = _moments(s, z[:, cols], y_sq[cols], n, d, a, b)
+        mo = _moments(sp, cols, a, b)
         # m = 0 (y orthogonal to the span of F, or F = 0) leaves alpha where it is
         new_a = np.where(mo["m_sq"] > 0, mo["gamma"] / np.where(mo["m_sq"] > 0, mo["m_sq"], 1.0), a)
         new_b = mo["n_minus_gamma"] / mo["residual"]
@@ -221,12 +272,12 @@ def logme(features: np.ndarray, targets: np.ndarray, *, max_iter: int = 100, tol
             settled_b |= new_b * s2_min * _EPS >= new_a
         done = settled_a & settled_b
         active[cols[done]] = False
-    mo = _moments(s, z, y_sq, n, d, alpha, beta)
-    evidence = _evidence(mo, n, d, alpha, beta) / n
+    mo = _moments(sp, np.arange(c), alpha, beta)
+    evidence = _evidence(mo, sp.n, sp.d, alpha, beta) / n
     return LogMEResult(
         score=float(evidence.mean()),
         evidence=evidence,
         alpha=alpha,
         beta=beta,
-        weights=vt.T @ mo["coef"],
+        weights=sp.weights(mo["coef"]),
     )

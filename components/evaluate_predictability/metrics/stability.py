@@ -31,10 +31,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 
-from .kernel_alignment import _as_matrix, _linear_alignment
+from .blocks import BLOCK_ROWS, centred_blocks, check_matrix, dense_matrix
+from .kernel_alignment import _linear_alignment
 
 __all__ = ["knn_overlap", "linear_cka", "procrustes_residual", "seed_stability"]
 
@@ -68,7 +70,7 @@ def _knn_overlaps(
         raise ValueError(f"k must be an integer in [1, n - 1] = [1, {n - 1}], got {k}")
     if not (isinstance(block_rows, (int, np.integer)) and block_rows >= 1):
         raise ValueError(f"block_rows must be a positive integer, got {block_rows}")
-    units = [_unit_rows(t) for t in tables]
+    units = [_unit_rows(dense_matrix(t, f"tables[{i}]")) for i, t in enumerate(tables)]
     shared = np.zeros(len(pairs))
     for start in range(0, n, block_rows):
         stop = min(start + block_rows, n)
@@ -80,49 +82,56 @@ def _knn_overlaps(
     return shared / (n * k)
 
 
-def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a, b = _as_matrix(a, "a"), _as_matrix(b, "b")
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(f"tables must have the same rows (entities), got n={a.shape[0]} and n={b.shape[0]}")
-    return a, b
+def _pair(a: Any, b: Any) -> None:
+    (na, _), (nb, _) = check_matrix(a, "a"), check_matrix(b, "b")
+    if na != nb:
+        raise ValueError(f"tables must have the same rows (entities), got n={na} and n={nb}")
 
 
-def knn_overlap(a: np.ndarray, b: np.ndarray, k: int = 10, block_rows: int = 1024) -> float:
+def knn_overlap(a: Any, b: Any, k: int = 10, block_rows: int = 1024) -> float:
     """Mean over entities of |N_a ∩ N_b| / k for cosine k-nearest neighbours (self excluded)."""
-    a, b = _pair(a, b)
+    _pair(a, b)
     return float(_knn_overlaps([a, b], [(0, 1)], k, block_rows)[0])
 
 
-def linear_cka(a: np.ndarray, b: np.ndarray) -> float:
-    """Linear CKA between tables a (n, Da) and b (n, Db); 0.0 if either is constant."""
-    a, b = _pair(a, b)
-    return _linear_alignment(a, b)
+def linear_cka(a: Any, b: Any, *, block_rows: int = BLOCK_ROWS) -> float:
+    """Linear CKA between tables a (n, Da) and b (n, Db); 0.0 if either is constant. Row blocks."""
+    _pair(a, b)
+    return _linear_alignment(a, b, ("a", "b"), block_rows)
 
 
-def procrustes_residual(a: np.ndarray, b: np.ndarray) -> float:
-    """||a R* - b||_F / ||b||_F after centring, R* the best orthogonal map; a, b both (n, D)."""
-    a, b = _pair(a, b)
+def procrustes_residual(a: Any, b: Any, *, block_rows: int = BLOCK_ROWS) -> float:
+    """||a R* - b||_F / ||b||_F after centring, R* the best orthogonal map; a, b both (n, D).
+
+    Three passes over row blocks (means, then a'b and ||b||, then the residual), so the tables
+    may be memory maps; the residual is summed exactly rather than expanded into a difference of
+    norms, which would lose it to cancellation for nearly aligned tables."""
+    _pair(a, b)
     if a.shape != b.shape:
-        raise ValueError(f"Procrustes needs tables of the same width, got {a.shape} and {b.shape}")
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    b_norm = np.linalg.norm(b)
-    if b_norm == 0.0:
+        raise ValueError(f"Procrustes needs tables of the same width, got {tuple(a.shape)} and {tuple(b.shape)}")
+    a_blocks, b_blocks = centred_blocks(a, "a", block_rows), centred_blocks(b, "b", block_rows)
+    cross, b_sq = np.zeros((a.shape[1], a.shape[1])), 0.0
+    for (_, ba), (_, bb) in zip(a_blocks(), b_blocks()):
+        cross += ba.T @ bb
+        b_sq += float(np.einsum("ij,ij->", bb, bb))
+    if b_sq == 0.0:
         raise ValueError("b is constant (all zero after centring); the relative residual is undefined")
-    u, _, vt = np.linalg.svd(a.T @ b)
-    return float(np.linalg.norm(a @ (u @ vt) - b) / b_norm)
+    u, _, vt = np.linalg.svd(cross)
+    rotation = u @ vt
+    residual = sum(float(np.square(ba @ rotation - bb).sum()) for (_, ba), (_, bb) in zip(a_blocks(), b_blocks()))
+    return float(np.sqrt(residual / b_sq))
 
 
 def seed_stability(tables: Sequence[np.ndarray], k: int = 10, *, block_rows: int = 1024) -> dict[str, float]:
     """k-NN overlap, linear CKA and Procrustes residual, each averaged over all pairs of tables."""
     if len(tables) < 2:
         raise ValueError(f"need at least 2 tables, got {len(tables)}")
-    mats = [_as_matrix(t, f"tables[{i}]") for i, t in enumerate(tables)]
-    if any(m.shape != mats[0].shape for m in mats):
-        raise ValueError(f"all tables must have the same shape, got {[m.shape for m in mats]}")
-    pairs = list(combinations(range(len(mats)), 2))
+    shapes = [check_matrix(t, f"tables[{i}]") for i, t in enumerate(tables)]
+    if any(shape != shapes[0] for shape in shapes):
+        raise ValueError(f"all tables must have the same shape, got {shapes}")
+    pairs = list(combinations(range(len(tables)), 2))
     return {
-        f"knn_overlap_at_{k}": float(_knn_overlaps(mats, pairs, k, block_rows).mean()),
-        "linear_cka": float(np.mean([_linear_alignment(mats[i], mats[j]) for i, j in pairs])),
-        "procrustes_residual": float(np.mean([procrustes_residual(mats[i], mats[j]) for i, j in pairs])),
+        f"knn_overlap_at_{k}": float(_knn_overlaps(tables, pairs, k, block_rows).mean()),
+        "linear_cka": float(np.mean([linear_cka(tables[i], tables[j]) for i, j in pairs])),
+        "procrustes_residual": float(np.mean([procrustes_residual(tables[i], tables[j]) for i, j in pairs])),
     }

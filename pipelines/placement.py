@@ -1,0 +1,57 @@
+"""Placing pipeline tasks on the cluster: one helper applies a resource profile to a task.
+
+A profile (components/common/profiles.py) sets CPU and memory requests and limits, a GPU (type
+and count, the GKE node selector and the tolerations of the GPU node pools), Spot placement, a
+timeout, retries with exponential backoff, and caching: on for stages whose output is a function
+of their inputs, off for the ones that read something that can change under the same name.
+
+`reprflow run` builds its pipelines without placement: the DAG is the same, and retries would
+only repeat a failure that is deterministic on one machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from kfp import kubernetes
+from kfp.dsl import PipelineTask
+
+from reprflow.components.common.profiles import PROFILES, UNCACHEABLE, Profile
+
+ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+SPOT_LABEL = "cloud.google.com/gke-spot"
+GPU_RESOURCE = "nvidia.com/gpu"
+# The taints of the GPU node pools (manifests/base/nodepools.yaml) that GPU and Spot tasks tolerate.
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+SPOT_TOLERATION = {"key": SPOT_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+
+
+def apply_profile(task: PipelineTask, profile: Profile, cache: bool) -> PipelineTask:
+    """Set the profile's resources, placement, timeout, retries and caching on a task."""
+    task.set_cpu_request(profile.cpu_request).set_cpu_limit(profile.cpu_limit)
+    task.set_memory_request(profile.memory_request).set_memory_limit(profile.memory_limit)
+    if profile.accelerator:
+        task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(profile.gpus)
+        kubernetes.add_node_selector(task, ACCELERATOR_LABEL, profile.accelerator)
+        kubernetes.add_toleration(task, **GPU_TOLERATION)
+    if profile.spot:
+        kubernetes.add_node_selector(task, SPOT_LABEL, "true")
+        kubernetes.add_toleration(task, **SPOT_TOLERATION)
+    kubernetes.set_timeout(task, profile.timeout_s)
+    task.set_retry(profile.retries, backoff_duration=profile.backoff, backoff_factor=2.0, backoff_max_duration="3600s")
+    task.set_caching_options(cache)
+    return task
+
+
+def placement(resources: Mapping[str, str] | None) -> Callable[[PipelineTask, str], PipelineTask]:
+    """`place(task, stage)`: the stage's profile from `resources` (its `default` otherwise).
+
+    With `resources` None (plain `kfp.local` runs and tests) tasks are left as they are."""
+    if resources is None:
+        return lambda task, stage: task
+
+    def place(task: PipelineTask, stage: str) -> PipelineTask:
+        profile = PROFILES[resources.get(stage, resources.get("default", "cpu-small"))]
+        return apply_profile(task, profile, cache=stage not in UNCACHEABLE)
+
+    return place
