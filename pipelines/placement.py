@@ -1,9 +1,10 @@
 """Placing pipeline tasks on the cluster: one helper applies a resource profile to a task.
 
 A profile (components/common/profiles.py) sets CPU and memory requests and limits, a GPU (type
-and count, the GKE node selector and the tolerations of the GPU node pools), Spot placement, a
-timeout, retries with exponential backoff, and caching: on for stages whose output is a function
-of their inputs, off for the ones that read something that can change under the same name.
+and count, the CUDA image, the GKE node selector and the tolerations of the GPU node pools),
+Spot placement, a timeout, retries with exponential backoff, and caching: on for stages whose
+output is a function of their inputs, off for the ones that read something that can change under
+the same name.
 
 `reprflow run` builds its pipelines without placement: the DAG is the same, and retries would
 only repeat a failure that is deterministic on one machine.
@@ -11,12 +12,16 @@ only repeat a failure that is deterministic on one machine.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from kfp import kubernetes
+from kfp import dsl, kubernetes
 from kfp.dsl import PipelineTask
+from kfp.dsl.python_component import PythonComponent
 
 from reprflow.components.common.profiles import PROFILES, UNCACHEABLE, Profile
+from reprflow.version import CUDA_IMAGE
 
 ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 SPOT_LABEL = "cloud.google.com/gke-spot"
@@ -43,15 +48,28 @@ def apply_profile(task: PipelineTask, profile: Profile, cache: bool) -> Pipeline
     return task
 
 
-def placement(resources: Mapping[str, str] | None) -> Callable[[PipelineTask, str], PipelineTask]:
-    """`place(task, stage)`: the stage's profile from `resources` (its `default` otherwise).
+@functools.cache
+def on_cuda_image(component: PythonComponent) -> PythonComponent:
+    """The same component in the CUDA image (same name, inputs and code), for GPU nodes."""
+    return dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)(component.python_func)
 
-    With `resources` None (plain `kfp.local` runs and tests) tasks are left as they are."""
-    if resources is None:
-        return lambda task, stage: task
 
-    def place(task: PipelineTask, stage: str) -> PipelineTask:
+class Place(Protocol):
+    def __call__(self, stage: str, component: PythonComponent, **arguments: Any) -> PipelineTask: ...
+
+
+def placement(resources: Mapping[str, str] | None) -> Place:
+    """`place(stage, component, **arguments)`: the task, placed by the stage's profile in
+    `resources` (its `default` for stages it does not name).
+
+    With `resources` None (local runs and tests) the task is created as it is."""
+
+    def place(stage: str, component: PythonComponent, **arguments: Any) -> PipelineTask:
+        if resources is None:
+            return component(**arguments)
         profile = PROFILES[resources.get(stage, resources.get("default", "cpu-small"))]
-        return apply_profile(task, profile, cache=stage not in UNCACHEABLE)
+        if profile.accelerator:
+            component = on_cuda_image(component)
+        return apply_profile(component(**arguments), profile, cache=stage not in UNCACHEABLE)
 
     return place

@@ -29,26 +29,20 @@ def representation_pipeline(resources: Mapping[str, str] | None = None) -> dsl.g
     )
     def pipeline(data_uri: str, config: dict, seeds: list, checkpoint_root: str = "") -> Dataset:
         """`config` is a validated run configuration; `seeds` fan out in parallel."""
-        data = place(ingest(data_uri=data_uri, config=config), "ingest")
-        with dsl.ParallelFor(seeds, name="seeds") as seed:
-            trained = place(pretrain(
-                interactions=data.outputs["interactions"], items=data.outputs["items"],
-                seed=seed, config=config, checkpoint_root=checkpoint_root,
-            ), "pretrain")
-            exported = place(embed(model=trained.outputs["model"], items=data.outputs["items"], config=config), "embed")
-        collected = place(collect_embeddings(embeddings=dsl.Collected(exported.outputs["embeddings"]), config=config),
-                          "collect")
-        features = place(featurize(embedding_set=collected.outputs["embedding_set"], items=data.outputs["items"],
-                                   config=config), "featurize")
+        data = place("ingest", ingest, data_uri=data_uri, config=config)
         tables = {"interactions": data.outputs["interactions"], "items": data.outputs["items"]}
-        scores = place(evaluate_predictability(representations=features.outputs["representations"], config=config,
-                                               **tables), "evaluate")
-        results = place(downstream_train(representations=features.outputs["representations"], config=config,
-                                         **tables), "downstream")
-        summary = place(report(
-            dataset_stats=data.outputs["Output"], representations=features.outputs["representations"],
-            scores=scores.outputs["scores"], results=results.outputs["results"], config=config,
-        ), "report")
+        with dsl.ParallelFor(seeds, name="seeds") as seed:
+            trained = place("pretrain", pretrain, **tables, seed=seed, config=config, checkpoint_root=checkpoint_root)
+            exported = place("embed", embed, model=trained.outputs["model"], items=tables["items"], config=config)
+        collected = place("collect", collect_embeddings, embeddings=dsl.Collected(exported.outputs["embeddings"]),
+                          config=config)
+        features = place("featurize", featurize, embedding_set=collected.outputs["embedding_set"],
+                         items=tables["items"], config=config)
+        representations = features.outputs["representations"]
+        scores = place("evaluate", evaluate_predictability, representations=representations, config=config, **tables)
+        results = place("downstream", downstream_train, representations=representations, config=config, **tables)
+        summary = place("report", report, dataset_stats=data.outputs["Output"], representations=representations,
+                        scores=scores.outputs["scores"], results=results.outputs["results"], config=config)
         return summary.outputs["summary"]
 
     return pipeline

@@ -26,19 +26,16 @@ def selection_pipeline(resources: Mapping[str, str] | None = None) -> dsl.graph_
     )
     def pipeline(data_uri: str, config: dict, candidates: list, seed: int, checkpoint_root: str = "") -> Dataset:
         """`candidates`: [{"name", "dim", "window", "negatives"}], from model_selection.candidate_grid."""
-        data = place(ingest(data_uri=data_uri, config=config), "ingest")
+        data = place("ingest", ingest, data_uri=data_uri, config=config)
+        tables = {"interactions": data.outputs["interactions"], "items": data.outputs["items"]}
         with dsl.ParallelFor(candidates, name="candidates") as candidate:
-            trained = place(pretrain(
-                interactions=data.outputs["interactions"], items=data.outputs["items"], seed=seed,
-                config=config, checkpoint_root=checkpoint_root, candidate=candidate,
-            ), "pretrain")
-            exported = place(embed(model=trained.outputs["model"], items=data.outputs["items"], config=config), "embed")
-        scored = place(score_candidates(
-            embeddings=dsl.Collected(exported.outputs["embeddings"]),
-            interactions=data.outputs["interactions"], items=data.outputs["items"], config=config,
-        ), "score")
-        summary = place(selection_report(dataset_stats=data.outputs["Output"], scores=scored.outputs["scores"],
-                                         config=config), "report")
+            trained = place("pretrain", pretrain, **tables, seed=seed, config=config, checkpoint_root=checkpoint_root,
+                            candidate=candidate)
+            exported = place("embed", embed, model=trained.outputs["model"], items=tables["items"], config=config)
+        scored = place("score", score_candidates, embeddings=dsl.Collected(exported.outputs["embeddings"]),
+                       config=config, **tables)
+        summary = place("report", selection_report, dataset_stats=data.outputs["Output"],
+                        scores=scored.outputs["scores"], config=config)
         return summary.outputs["summary"]
 
     return pipeline

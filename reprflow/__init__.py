@@ -1,5 +1,5 @@
 """reprflow: stable, predictable pretrained embeddings as Kubeflow Pipelines."""
 
-from reprflow.version import IMAGE, __version__
+from reprflow.version import CUDA_IMAGE, IMAGE, __version__
 
-__all__ = ["IMAGE", "__version__"]
+__all__ = ["CUDA_IMAGE", "IMAGE", "__version__"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytest_plugins = ["gcs_fixtures"]  # GCS emulator + fault proxy (tests/ is on sys.path: no __init__.py)
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("REPRFLOW_DATA", REPO.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"))
 

@@ -17,7 +17,7 @@ from reprflow.components.common.profiles import PROFILES
 from reprflow.pipelines.cli import main
 from reprflow.pipelines.compile import compile_pipeline
 from reprflow.pipelines.placement import GPU_TOLERATION, SPOT_TOLERATION
-from reprflow.version import IMAGE
+from reprflow.version import CUDA_IMAGE, IMAGE
 
 REPO = Path(__file__).resolve().parents[1]
 EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
@@ -63,6 +63,8 @@ def test_each_profile_compiles_to_its_snapshot(tmp_path: Path, profile: str) -> 
     assert matches_snapshot(placed, SNAPSHOTS / "profiles" / f"{profile}.yaml")
     gpu = PROFILES[profile].accelerator is not None
     assert ("accelerator" in placed["container_resources"]) == gpu
+    images = {name: e["container"]["image"] for name, e in spec["deploymentSpec"]["executors"].items()}
+    assert set(images.values()) == {CUDA_IMAGE if gpu else IMAGE}  # every stage on this one profile
     assert placed["caching"] == {"enableCache": True} and placed["ingest_caching"] == {}
 
 

@@ -28,27 +28,27 @@ def split_gcs_uri(uri: str) -> tuple[str, str]:
 def local_copy(uri: str) -> Iterator[Path]:
     """Yield a local path holding the content of `uri` (a path, file:// or gs:// URI).
 
-    gs:// objects are downloaded to a temporary file removed on exit; the download verifies the
-    object's checksum (google-cloud-storage does, for whole-object reads).
+    gs:// objects are downloaded to a temporary file removed on exit, through `gcs.GCS`: retried on
+    transient failures and verified against the object's crc32c.
     """
     if uri.startswith("gs://"):
-        from google.cloud import storage  # imported lazily: local runs need no credentials
+        # imported lazily: local runs need neither the client library nor credentials
+        from reprflow.components.common.gcs import StorageError, default_gcs
 
-        bucket_name, name = split_gcs_uri(uri)
-        client = storage.Client()
-        blob = client.bucket(bucket_name).blob(name)
+        _, name = split_gcs_uri(uri)
         suffix = "".join(Path(name).suffixes)
         fd, tmp = tempfile.mkstemp(suffix=suffix)
         os.close(fd)
         try:
             try:
-                blob.download_to_filename(tmp)
-            except Exception as exc:  # NotFound, Forbidden, network: say which object
-                raise DataError(f"{uri}: cannot read object ({type(exc).__name__}: {exc})") from exc
+                default_gcs().download(uri, tmp)  # retried, crc32c-verified, renamed into place
+            except StorageError as exc:  # missing object, access, network after retries: say which
+                reason = str(exc).removeprefix(f"{uri}: ")
+                raise DataError(f"{uri}: cannot read object ({reason})") from exc
             log.info("downloaded %s (%d bytes)", uri, os.path.getsize(tmp))
             yield Path(tmp)
         finally:
-            Path(tmp).unlink(missing_ok=True)  # the client removes it itself after a failed download
+            Path(tmp).unlink(missing_ok=True)
         return
     path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
     if not path.is_file():

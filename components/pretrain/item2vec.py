@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from reprflow.components.pretrain.checkpoints import CheckpointStore
+
 log = logging.getLogger(__name__)
 
 
@@ -155,10 +157,24 @@ def train(
     baskets: Baskets,
     config: Item2VecConfig,
     seed: int,
-    checkpoint: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | CheckpointStore | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train item2vec; with `checkpoint`, resume from it if present and save to it as it goes."""
+    """Train item2vec; with `checkpoint`, resume from it if present and save to it as it goes.
+
+    `checkpoint` is a local file or a `gs://` object (saved locally, uploaded after every save).
+    """
+    store = checkpoint if isinstance(checkpoint, CheckpointStore) or checkpoint is None else CheckpointStore(checkpoint)
+    try:
+        return _train(baskets, config, seed, store, progress)
+    finally:
+        if store is not None and store is not checkpoint:
+            store.close()
+
+
+def _train(
+    baskets: Baskets, config: Item2VecConfig, seed: int, store: CheckpointStore | None, progress: bool
+) -> TrainResult:
     device = resolve_device(config.device)
     model = SkipGram(baskets.n_items, config.dim, seed).to(device)
     opt = torch.optim.SparseAdam(list(model.parameters()), lr=config.learning_rate)
@@ -166,13 +182,12 @@ def train(
     steps_per_epoch = -(-pairs_per_epoch(baskets, config.window) // config.batch_size)
     total = steps_per_epoch * config.epochs
     step, losses, running = 0, [], 0.0
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
+    if store is not None and store.pull():
+        state = torch.load(store.local_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, losses, running = int(state["step"]), list(state["epoch_loss"]), float(state["running_loss"])
-        log.info("seed %d: resumed from %s at step %d of %d", seed, ckpt, step, total)
+        log.info("seed %d: resumed from %s at step %d of %d", seed, store, step, total)
     resumed_from = step
 
     started, trained_pairs = time.perf_counter(), 0
@@ -193,15 +208,17 @@ def train(
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{running / (b + 1):.4f}", epoch=epoch, refresh=False)
-            if ckpt is not None and step % config.checkpoint_every == 0 and step < total:
-                _save_checkpoint(ckpt, model, opt, step, losses, running)
+            if store is not None and step % config.checkpoint_every == 0 and step < total:
+                _save_checkpoint(store.local_path, model, opt, step, losses, running)
+                store.push()
         losses.append(running / steps_per_epoch)
         running = 0.0
         log.info("seed %d epoch %d: mean loss %.4f", seed, epoch, losses[-1])
     bar.close()
     elapsed = time.perf_counter() - started
-    if ckpt is not None:
-        _save_checkpoint(ckpt, model, opt, step, losses, 0.0)
+    if store is not None:
+        _save_checkpoint(store.local_path, model, opt, step, losses, 0.0)
+        store.push()
     return TrainResult(
         input=model.input.weight.detach().cpu().numpy().astype(np.float32),
         output=model.output.weight.detach().cpu().numpy().astype(np.float32),

@@ -36,7 +36,8 @@ def run_pretrain(
     `candidate` ({"name": ..., and pretrain fields}) overrides the configured hyperparameters:
     model selection trains a grid of candidates this way. Checkpoints go to
     `checkpoint_root/<key>/seed-<seed>.pt`, the key naming data and hyperparameters, so a rerun
-    of the same task (a retry, a new pipeline run) resumes.
+    of the same task (a retry, a new pipeline run) resumes; a `gs://bucket/prefix` root lets the
+    rerun resume on another node.
     """
     started, started_at = time.perf_counter(), time.time()
     if os.environ.get(TORCH_THREADS_ENV):
@@ -47,9 +48,10 @@ def run_pretrain(
     overrides = {k: v for k, v in (candidate or {}).items() if k != "name"}
     config = validate_config(config | {"pretrain": config["pretrain"] | overrides}, f"candidate {candidate}")
     cfg = Item2VecConfig(**config["pretrain"])
-    ckpt = None
+    ckpt: str | Path | None = None
     if checkpoint_root:
-        ckpt = Path(checkpoint_root) / checkpoint_key(cfg, baskets, seed) / f"seed-{seed}.pt"
+        rel = f"{checkpoint_key(cfg, baskets, seed)}/seed-{seed}.pt"
+        ckpt = f"{checkpoint_root.rstrip('/')}/{rel}" if checkpoint_root.startswith("gs://") else Path(checkpoint_root) / rel
     log.info("pretrain seed %d: %d items, %d basket events, checkpoint %s", seed, baskets.n_items, len(baskets.item), ckpt)
     result = train(baskets, cfg, seed, checkpoint=ckpt)
     meta = provenance(
