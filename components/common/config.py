@@ -13,6 +13,8 @@ from reprflow.components.common.profiles import DEFAULT_RESOURCES, PROFILES, STA
 
 # field -> (type check, description of what is allowed, default). A default of REQUIRED must be given.
 REQUIRED = object()
+TASKS = ("product_type", "log_price", "repeat_purchase")  # components/common/tasks.py
+SERVED = ("fpr_seedmean", "raw")  # representations a published version serves (its models' features)
 
 
 def _integral(v: Any) -> Any:
@@ -47,6 +49,20 @@ def _gcs_or_empty(v: Any) -> bool:
 
 def _resources(v: Any) -> bool:
     return isinstance(v, dict) and set(v) <= set(STAGES) and all(p in PROFILES for p in v.values())
+
+
+def _nonneg(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+
+
+def _date(v: Any) -> bool:
+    import datetime
+
+    try:
+        datetime.date.fromisoformat(v)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _pos_ints(v: Any) -> bool:
@@ -98,6 +114,35 @@ SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
         f"a mapping from stages ({', '.join(STAGES)}) to profiles ({', '.join(PROFILES)})",
         DEFAULT_RESOURCES,
     )},
+    # Triggered retraining (`reprflow retrain`, the retrain pipeline) and its promotion gate.
+    "retrain": {
+        "name": (lambda v: isinstance(v, str) and v.replace("-", "").isalnum(), "a name of letters, digits and -",
+                 "online-retail"),
+        "representation": (lambda v: v in SERVED, f"one of {', '.join(SERVED)}", "fpr_seedmean"),
+        # a task may be worse than production by at most this many seed stds (the larger of the two)
+        "max_regression_in_stds": (_nonneg, "a non-negative number", 1.0),
+        # the median relative change of the served features of the entities both versions know
+        "max_feature_drift": (_pos_num, "a positive number", 0.25),
+        "production_until": (_date, "a date YYYY-MM-DD", "2011-09-01"),  # local demo: the time split
+    },
+    # A/B experiment preparation (`reprflow ab-prep`).
+    "ab": {
+        "task": (lambda v: v in TASKS, f"one of {', '.join(TASKS)}", "product_type"),
+        "primary_metric": (lambda v: isinstance(v, str) and v != "", "a metric name", "conversion_rate"),
+        "baseline_rate": (_fraction, "a number strictly between 0 and 1", 0.05),
+        "alpha": (_fraction, "a number strictly between 0 and 1", 0.05),
+        "power": (_fraction, "a number strictly between 0 and 1", 0.8),
+        "traffic_split": (_fraction, "the treatment's share of traffic, strictly between 0 and 1", 0.5),
+        "min_entity_overlap": (lambda v: _nonneg(v) and v <= 1, "a number from 0 to 1", 0.9),
+    },
+    # New-data trigger: GCS object-finalize notifications (Pub/Sub push) that start a retrain run.
+    "trigger": {
+        "bucket": (lambda v: isinstance(v, str), "a bucket name ('' = none)", ""),
+        "prefix": (lambda v: isinstance(v, str), "an object-name prefix, e.g. incoming/", "incoming/"),
+        "marker": (lambda v: isinstance(v, str) and v != "" and "/" not in v, "an object name without /",
+                   "_SUCCESS"),
+        "experiment": (lambda v: isinstance(v, str) and v != "", "an experiment name", "retrain"),
+    },
     "downstream": {
         "test_fraction": (_fraction, "a number strictly between 0 and 1", 0.3),
         "split_seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", 0),

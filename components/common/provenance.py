@@ -9,15 +9,15 @@ from typing import Any
 from reprflow.version import IMAGE, __version__
 
 
-# Sections that say where a run keeps things, not what it computes: the same run on another
-# bucket has the same hash.
-PLACEMENT_SECTIONS = ("cluster", "resources")
+# Sections that say where a run keeps things and what is done with its results, not what it
+# computes: the same run on another bucket, or prepared for another experiment, has the same hash.
+OPERATIONAL_SECTIONS = ("cluster", "resources", "trigger", "retrain", "ab")
 
 
 def config_hash(config: Any) -> str:
-    """A short, order-independent hash of a JSON-serialisable configuration (placement excluded)."""
+    """A short, order-independent hash of a JSON-serialisable configuration (operational sections excluded)."""
     if isinstance(config, dict):
-        config = {k: v for k, v in config.items() if k not in PLACEMENT_SECTIONS}
+        config = {k: v for k, v in config.items() if k not in OPERATIONAL_SECTIONS}
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
