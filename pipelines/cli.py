@@ -26,7 +26,7 @@ def _resolve_uri(uri: str) -> str:
     return uri if "://" in uri else str(Path(uri).expanduser().resolve())
 
 
-def _prepare(args: argparse.Namespace) -> tuple[dict, Path, Path]:
+def _prepare(args: argparse.Namespace) -> tuple[dict, Path, str]:
     """The validated config with its data URI resolved, the output dir and the checkpoint dir."""
     from reprflow.components.common.config import load_config
 
@@ -37,7 +37,7 @@ def _prepare(args: argparse.Namespace) -> tuple[dict, Path, Path]:
     if not config["data"]["uri"].startswith("gs://") and not Path(config["data"]["uri"]).is_file():
         raise ReprflowError(f"{config['data']['uri']}: no such data file (field data.uri of {args.config}, or --data)")
     out = Path(args.output_dir).resolve()
-    checkpoints = Path(args.checkpoint_dir).resolve() if args.checkpoint_dir else out / "checkpoints"
+    checkpoints = _resolve_uri(args.checkpoint_dir) if args.checkpoint_dir else str(out / "checkpoints")
     return config, out, checkpoints
 
 
@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config, out, checkpoints = _prepare(args)
     summary_dir, seconds = run_locally(
         representation_pipeline(LOCAL), out / "artifacts",
-        data_uri=config["data"]["uri"], config=config, seeds=config["seeds"], checkpoint_root=str(checkpoints),
+        data_uri=config["data"]["uri"], config=config, seeds=config["seeds"], checkpoint_root=checkpoints,
     )
     return _publish(summary_dir, seconds, out)
 
@@ -73,7 +73,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     config, out, checkpoints = _prepare(args)
     summary_dir, seconds = run_locally(
         selection_pipeline(LOCAL), out / "artifacts", data_uri=config["data"]["uri"], config=config,
-        candidates=candidate_grid(config), seed=config["selection"]["seed"], checkpoint_root=str(checkpoints),
+        candidates=candidate_grid(config), seed=config["selection"]["seed"], checkpoint_root=checkpoints,
     )
     return _publish(summary_dir, seconds, out)
 
@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", required=True, help="YAML run configuration (e.g. configs/online_retail.yaml)")
         p.add_argument("--output-dir", required=True, help="where results and artifacts go")
         p.add_argument("--data", help="interactions file: local path or gs:// URI (default: the config's data.uri)")
-        p.add_argument("--checkpoint-dir", help="pretraining checkpoints (default: OUTPUT_DIR/checkpoints); "
+        p.add_argument("--checkpoint-dir", help="pretraining checkpoints, a directory or gs:// prefix (default: "
+                       "OUTPUT_DIR/checkpoints); "
                        "a rerun with the same data and settings resumes from them")
         p.set_defaults(func=func)
 

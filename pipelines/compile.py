@@ -28,7 +28,9 @@ def pipeline_function(name: str, config: dict[str, Any] | None = None) -> Any:
 def pipeline_parameters(name: str, config: dict[str, Any]) -> dict[str, Any]:
     """The parameters a validated `config` gives pipeline `name`: compile-time defaults and run arguments."""
     pipeline_function(name)
-    common = {"data_uri": config["data"]["uri"], "config": config}
+    root = config["cluster"]["pipeline_root"].rstrip("/")
+    # On a cluster, checkpoints in the artifact store: a retried pretraining task resumes on any node.
+    common = {"data_uri": config["data"]["uri"], "config": config, "checkpoint_root": f"{root}/checkpoints" if root else ""}
     if name == "representation":
         return common | {"seeds": config["seeds"]}
     return common | {"candidates": candidate_grid(config), "seed": config["selection"]["seed"]}

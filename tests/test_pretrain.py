@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from reprflow.components.pretrain.item2vec import (
     Item2VecConfig,
+    SkipGram,
     epoch_pairs,
     make_baskets,
-    negative_cdf,
+    negative_table,
     pairs_per_epoch,
     sample_negatives,
     train,
@@ -61,11 +63,15 @@ def test_epoch_pairs_stay_in_basket_within_window_and_match_count() -> None:
 
 
 def test_negatives_follow_unigram_to_the_075() -> None:
-    counts = np.array([1, 10, 100, 1000])
-    draws = sample_negatives(negative_cdf(counts), (400_000,), seed=0, step=0).numpy()
-    observed = np.bincount(draws, minlength=4) / len(draws)
+    counts = np.array([1, 10, 100, 1000, 3, 3, 0, 250])
+    draws = sample_negatives(negative_table(counts), (400_000,), seed=0, step=0).numpy()
+    observed = np.bincount(draws, minlength=len(counts)) / len(draws)
     expected = counts**0.75 / (counts**0.75).sum()
     np.testing.assert_allclose(observed, expected, atol=3e-3)
+    assert observed[6] == 0  # an item never seen is never a negative
+    table = negative_table(counts)  # the alias table itself is exact: each item's mass adds up to n p_i
+    mass = table.keep.numpy() + np.bincount(table.alias.numpy(), weights=1 - table.keep.numpy(), minlength=len(counts))
+    np.testing.assert_allclose(mass, expected * len(counts), atol=1e-12)
 
 
 def test_training_separates_clusters_and_is_deterministic() -> None:
@@ -127,3 +133,28 @@ def test_cuda_request_without_cuda_is_a_clear_error() -> None:
         pytest.skip("a CUDA device is present: the error path cannot occur here")
     with pytest.raises(RuntimeError, match="no CUDA device"):
         train(two_cluster_baskets(10), Item2VecConfig(device="cuda"), seed=0, progress=False)
+
+
+def test_closed_form_step_is_autograd_with_sparse_adam() -> None:
+    """The written-out gradient and lazy Adam against the slow path: autograd on sparse embeddings
+    and torch.optim.SparseAdam, step by step, repeated rows in the batch included."""
+    n, d, batch, negatives, lr = 30, 8, 64, 4, 0.01
+    model = SkipGram(n, d, seed=3, learning_rate=lr, device=torch.device("cpu"))
+    model.output.normal_(generator=torch.Generator().manual_seed(4))  # non-zero: both tables get gradients
+    ref_in = torch.nn.Embedding(n, d, sparse=True, _weight=model.input.clone())
+    ref_out = torch.nn.Embedding(n, d, sparse=True, _weight=model.output.clone())
+    opt = torch.optim.SparseAdam([ref_in.weight, ref_out.weight], lr=lr)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(4):
+        center, context = torch.randint(n, (batch,), generator=g), torch.randint(n, (batch,), generator=g)
+        neg = torch.randint(n, (batch, negatives), generator=g)
+        u = ref_in(center)
+        pos = (u * ref_out(context)).sum(-1)
+        negs = torch.bmm(ref_out(neg), u.unsqueeze(-1)).squeeze(-1)
+        ref_loss = -(torch.nn.functional.logsigmoid(pos) + torch.nn.functional.logsigmoid(-negs).sum(-1)).mean()
+        opt.zero_grad()
+        ref_loss.backward()
+        opt.step()
+        assert model.step(center, context, neg) == pytest.approx(ref_loss.item(), rel=1e-6)
+        torch.testing.assert_close(model.input, ref_in.weight.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(model.output, ref_out.weight.detach(), rtol=1e-5, atol=1e-6)

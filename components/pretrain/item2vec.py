@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import sys
 import time
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from reprflow.components.pretrain.checkpoints import CheckpointStore
 
 log = logging.getLogger(__name__)
+TRAINER = "sgns-lazy-adam/2"  # in the checkpoint key: a checkpoint of another trainer is never resumed
 
 
 @dataclass(frozen=True)
@@ -90,32 +92,116 @@ def pairs_per_epoch(baskets: Baskets, window: int) -> int:
     return int(2 * sum(np.clip(sizes - o, 0, None).sum() for o in range(1, window + 1)))
 
 
-def negative_cdf(counts: np.ndarray, power: float = 0.75) -> torch.Tensor:
+@dataclass(frozen=True)
+class AliasTable:
+    """Walker's alias method for the unigram^power distribution: O(1) per draw, exact.
+
+    Item i is drawn with probability p_i: pick a column k uniformly, keep it with probability
+    keep[k], else take alias[k] (Walker 1977; Vose 1991 for the construction)."""
+
+    keep: torch.Tensor  # (n,) float64
+    alias: torch.Tensor  # (n,) int64
+
+
+def negative_table(counts: np.ndarray, power: float = 0.75) -> AliasTable:
     p = counts.astype(np.float64) ** power
-    return torch.from_numpy(np.cumsum(p / p.sum()))
+    scaled = p / p.sum() * len(p)
+    keep, alias = np.ones(len(p)), np.arange(len(p))
+    small = [i for i in range(len(p)) if scaled[i] < 1.0]
+    large = [i for i in range(len(p)) if scaled[i] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        keep[s], alias[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    return AliasTable(torch.from_numpy(keep), torch.from_numpy(alias))
 
 
-def sample_negatives(cdf: torch.Tensor, shape: tuple[int, ...], seed: int, step: int) -> torch.Tensor:
+def sample_negatives(table: AliasTable, shape: tuple[int, ...], seed: int, step: int) -> torch.Tensor:
+    """Draws for one training step, deterministic in (seed, step)."""
     g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step))
-    u = torch.rand(shape, generator=g, dtype=torch.float64)
-    return torch.searchsorted(cdf, u).clamp_(max=len(cdf) - 1)
+    column = torch.randint(len(table.keep), shape, generator=g)
+    coin = torch.rand(shape, generator=g, dtype=torch.float64)
+    return torch.where(coin < table.keep[column], column, table.alias[column])
 
 
-class SkipGram(torch.nn.Module):
-    def __init__(self, n_items: int, dim: int, seed: int):
-        super().__init__()
+class SkipGram:
+    """Input (u) and output (v) tables trained by lazy Adam, with the SGNS gradient in closed form.
+
+    For a batch of B (center c, context t) pairs with negatives n_bj and the mean loss
+    L = -1/B sum_b [log sigma(u_c . v_t) + sum_j log sigma(-u_c . v_n)], with g+ = sigma(u_c . v_t) - 1
+    and g-_j = sigma(u_c . v_nj):
+
+        dL/du_c = (g+ v_t + sum_j g-_j v_nj) / B,   dL/dv_t = g+ u_c / B,   dL/dv_nj = g-_j u_c / B,
+
+    summed over repeated rows. The update is lazy Adam, as torch.optim.SparseAdam does it: only the
+    rows in the batch move, their moments decay only when they do, bias correction counts steps.
+    Written out rather than autograd + SparseAdam: no sparse tensors to coalesce, about twice the
+    pairs per second on a CPU (tests check it against both).
+    """
+
+    BETAS = (0.9, 0.999)
+    EPS = 1e-8
+
+    def __init__(self, n_items: int, dim: int, seed: int, learning_rate: float, device: torch.device):
         g = torch.Generator().manual_seed(seed)
-        self.input = torch.nn.Embedding(n_items, dim, sparse=True)
-        self.output = torch.nn.Embedding(n_items, dim, sparse=True)
-        with torch.no_grad():
-            self.input.weight.copy_((torch.rand(n_items, dim, generator=g) - 0.5) / dim)
-            self.output.weight.zero_()
+        self.input = ((torch.rand(n_items, dim, generator=g) - 0.5) / dim).to(device)
+        self.output = torch.zeros(n_items, dim, device=device)
+        self.moments = {name: (torch.zeros_like(t), torch.zeros_like(t)) for name, t in self.tables().items()}
+        self.learning_rate = learning_rate
+        self.steps = 0
 
-    def forward(self, center: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-        u = self.input(center)  # (B, d)
-        pos = (u * self.output(context)).sum(-1)  # (B,)
-        neg = torch.bmm(self.output(negatives), u.unsqueeze(-1)).squeeze(-1)  # (B, N)
-        return -(torch.nn.functional.logsigmoid(pos) + torch.nn.functional.logsigmoid(-neg).sum(-1)).mean()
+    def tables(self) -> dict[str, torch.Tensor]:
+        return {"input": self.input, "output": self.output}
+
+    def step(self, center: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor) -> float:
+        """One update on a batch; returns the batch's mean loss (before the update)."""
+        b, n = negatives.shape
+        u, v_pos, v_neg = self.input[center], self.output[context], self.output[negatives]  # (B,d) (B,d) (B,N,d)
+        pos = (u * v_pos).sum(-1)
+        neg = torch.bmm(v_neg, u.unsqueeze(-1)).squeeze(-1)  # (B, N)
+        loss = -(torch.nn.functional.logsigmoid(pos) + torch.nn.functional.logsigmoid(-neg).sum(-1)).mean()
+        g_pos = (torch.sigmoid(pos) - 1) / b
+        g_neg = torch.sigmoid(neg) / b
+        grad_u = g_pos[:, None] * v_pos + torch.bmm(g_neg.unsqueeze(1), v_neg).squeeze(1)
+        self.steps += 1
+        self._adam("input", center, [grad_u])
+        self._adam("output", torch.cat([context, negatives.reshape(-1)]),
+                   [g_pos[:, None] * u, (g_neg.unsqueeze(-1) * u.unsqueeze(1)).reshape(b * n, -1)])
+        return float(loss)
+
+    def _adam(self, name: str, rows: torch.Tensor, grads: list[torch.Tensor]) -> None:
+        """Lazy Adam on the rows `rows` of table `name`; grads are row gradients in `rows` order."""
+        table, (mean, square) = self.tables()[name], self.moments[name]
+        if len(table) <= 4 * len(rows):  # a small table: sum into a dense scratch, no sort
+            unique = torch.nonzero(torch.bincount(rows, minlength=len(table))).squeeze(1)
+            slots, grad = rows, torch.zeros_like(table)
+        else:
+            unique, slots = torch.unique(rows, return_inverse=True)
+            grad = torch.zeros(len(unique), table.shape[1], device=table.device)
+        start = 0
+        for part in grads:  # summed per row without concatenating the parts
+            grad.index_add_(0, slots[start : start + len(part)], part)
+            start += len(part)
+        if len(grad) != len(unique):
+            grad = grad[unique]
+        b1, b2 = self.BETAS
+        m = mean[unique].mul_(b1).add_(grad, alpha=1 - b1)
+        v = square[unique].mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        mean[unique], square[unique] = m, v
+        step_size = self.learning_rate * math.sqrt(1 - b2**self.steps) / (1 - b1**self.steps)
+        table.index_add_(0, unique, m.div_(v.sqrt_().add_(self.EPS)), alpha=-step_size)
+
+    def state_dict(self) -> dict[str, object]:
+        return {"steps": self.steps, **{k: t.cpu() for k, t in self.tables().items()},
+                **{f"{k}_adam_{i}": m.cpu() for k, pair in self.moments.items() for i, m in enumerate(pair)}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = int(state["steps"])
+        for name, table in self.tables().items():
+            table.copy_(state[name])
+            for i, moment in enumerate(self.moments[name]):
+                moment.copy_(state[f"{name}_adam_{i}"])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -137,14 +223,11 @@ class TrainResult:
     device: str
 
 
-def _save_checkpoint(
-    path: Path, model: SkipGram, opt: torch.optim.Optimizer, step: int, losses: list[float], running: float
-) -> None:
+def _save_checkpoint(path: Path, model: SkipGram, step: int, losses: list[float], running: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     state = {
-        "model": {k: v.cpu() for k, v in model.state_dict().items()},
-        "optimizer": opt.state_dict(),
+        "model": model.state_dict(),
         "step": step,
         "epoch_loss": losses,  # mean loss of each completed epoch
         "running_loss": running,  # sum of batch losses so far in the current epoch
@@ -176,16 +259,14 @@ def _train(
     baskets: Baskets, config: Item2VecConfig, seed: int, store: CheckpointStore | None, progress: bool
 ) -> TrainResult:
     device = resolve_device(config.device)
-    model = SkipGram(baskets.n_items, config.dim, seed).to(device)
-    opt = torch.optim.SparseAdam(list(model.parameters()), lr=config.learning_rate)
-    cdf = negative_cdf(baskets.item_counts())
+    model = SkipGram(baskets.n_items, config.dim, seed, config.learning_rate, device)
+    negatives = negative_table(baskets.item_counts())
     steps_per_epoch = -(-pairs_per_epoch(baskets, config.window) // config.batch_size)
     total = steps_per_epoch * config.epochs
     step, losses, running = 0, [], 0.0
     if store is not None and store.pull():
         state = torch.load(store.local_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
         step, losses, running = int(state["step"]), list(state["epoch_loss"]), float(state["running_loss"])
         log.info("seed %d: resumed from %s at step %d of %d", seed, store, step, total)
     resumed_from = step
@@ -198,18 +279,14 @@ def _train(
         pairs = torch.from_numpy(epoch_pairs(baskets, config.window, seed, epoch))
         for b in range(offset, steps_per_epoch):
             batch = pairs[b * config.batch_size : (b + 1) * config.batch_size]
-            neg = sample_negatives(cdf, (len(batch), config.negatives), seed, step)
-            loss = model(batch[:, 0].to(device), batch[:, 1].to(device), neg.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running += loss.item()
+            neg = sample_negatives(negatives, (len(batch), config.negatives), seed, step)
+            running += model.step(batch[:, 0].to(device), batch[:, 1].to(device), neg.to(device))
             trained_pairs += len(batch)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{running / (b + 1):.4f}", epoch=epoch, refresh=False)
             if store is not None and step % config.checkpoint_every == 0 and step < total:
-                _save_checkpoint(store.local_path, model, opt, step, losses, running)
+                _save_checkpoint(store.local_path, model, step, losses, running)
                 store.push()
         losses.append(running / steps_per_epoch)
         running = 0.0
@@ -217,11 +294,11 @@ def _train(
     bar.close()
     elapsed = time.perf_counter() - started
     if store is not None:
-        _save_checkpoint(store.local_path, model, opt, step, losses, 0.0)
+        _save_checkpoint(store.local_path, model, step, losses, 0.0)
         store.push()
     return TrainResult(
-        input=model.input.weight.detach().cpu().numpy().astype(np.float32),
-        output=model.output.weight.detach().cpu().numpy().astype(np.float32),
+        input=model.input.cpu().numpy().astype(np.float32),
+        output=model.output.cpu().numpy().astype(np.float32),
         steps=step,
         resumed_from_step=resumed_from,
         epoch_loss=losses,
@@ -231,7 +308,7 @@ def _train(
 
 
 def checkpoint_key(config: Item2VecConfig, baskets: Baskets, seed: int) -> str:
-    """Checkpoints are reused only for the same data, hyperparameters and seed."""
+    """Checkpoints are reused only for the same trainer, data, hyperparameters and seed."""
     cfg = {k: v for k, v in asdict(config).items() if k not in ("checkpoint_every", "device")}
-    h = hashlib.sha256(f"{sorted(cfg.items())}|{baskets.fingerprint()}|{seed}".encode()).hexdigest()
+    h = hashlib.sha256(f"{TRAINER}|{sorted(cfg.items())}|{baskets.fingerprint()}|{seed}".encode()).hexdigest()
     return h[:16]
