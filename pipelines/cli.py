@@ -9,12 +9,17 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reprflow.components.common.artifacts import read_json, write_json
 from reprflow.components.common.errors import ReprflowError
 from reprflow.version import __version__
 
+if TYPE_CHECKING:
+    from reprflow.pipelines.trigger import TriggerHandler
+
 OUTPUT_FILES = ("summary.json", "report.html", "report.md")
+PIPELINE_NAMES = ("representation", "selection", "retrain", "ab-prep")  # pipelines.compile.PIPELINES, without kfp
 HOST_ENV = "REPRFLOW_KFP_HOST"
 # Local runs leave tasks unplaced: resource profiles are the cluster's, and their retries would
 # only repeat a failure that is deterministic on one machine.
@@ -33,15 +38,18 @@ def _prepare(args: argparse.Namespace) -> tuple[dict, Path, str]:
     config = load_config(args.config)
     if args.data:
         config["data"]["uri"] = args.data
+    if config["cluster"]["registry"] and "://" not in config["cluster"]["registry"]:  # relative to the caller
+        config["cluster"]["registry"] = _resolve_uri(config["cluster"]["registry"])
     config["data"]["uri"] = _resolve_uri(config["data"]["uri"])
-    if not config["data"]["uri"].startswith("gs://") and not Path(config["data"]["uri"]).is_file():
-        raise ReprflowError(f"{config['data']['uri']}: no such data file (field data.uri of {args.config}, or --data)")
+    if not config["data"]["uri"].startswith("gs://") and not Path(config["data"]["uri"]).exists():
+        raise ReprflowError(f"{config['data']['uri']}: no such data file or folder (field data.uri of {args.config}, "
+                            "or --data)")
     out = Path(args.output_dir).resolve()
     checkpoints = _resolve_uri(args.checkpoint_dir) if args.checkpoint_dir else str(out / "checkpoints")
     return config, out, checkpoints
 
 
-def _publish(summary_dir: Path, seconds: float, out: Path) -> int:
+def _finish(summary_dir: Path, seconds: float, out: Path) -> int:
     """Add the wall time to summary.json and copy the results to the output directory."""
     summary = read_json(summary_dir / "summary.json")
     summary["timings_s"]["total"] = round(seconds, 3)
@@ -58,11 +66,70 @@ def cmd_run(args: argparse.Namespace) -> int:
     from reprflow.pipelines.representation import representation_pipeline
 
     config, out, checkpoints = _prepare(args)
-    summary_dir, seconds = run_locally(
+    registry = _registry(args, config, out) if args.publish else None  # checked before hours of training
+    outputs, seconds = run_locally(
         representation_pipeline(LOCAL), out / "artifacts",
         data_uri=config["data"]["uri"], config=config, seeds=config["seeds"], checkpoint_root=checkpoints,
     )
-    return _publish(summary_dir, seconds, out)
+    status = _finish(outputs["summary"], seconds, out)
+    if registry is not None:
+        from reprflow.components.retrain.promote import publish_and_maybe_promote
+
+        done = publish_and_maybe_promote(str(outputs["bundle"]), registry)
+        state = "current (production)" if done["current"] else f"not current (production is {done['current_version']})"
+        print(f"reprflow: published {done['name']} version {done['version']} at {done['uri']}; {state}")
+    return status
+
+
+def _registry(args: argparse.Namespace, config: dict, out: Path) -> str:
+    """--registry, else the config's cluster.registry, else OUTPUT_DIR/registry (local runs)."""
+    return _resolve_uri(args.registry or config["cluster"]["registry"] or str(out / "registry"))
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from reprflow.pipelines.retrain_local import retrain_locally
+
+    config, out, checkpoints = _prepare(args)
+    registry = _registry(args, config, out)
+    data = _resolve_uri(args.new_data) if args.new_data else None
+    done = retrain_locally(config, out, registry, data, checkpoints)
+    if "bootstrap" in done:
+        b = done["bootstrap"]
+        print(f"reprflow: bootstrap: production {b['name']} version {b['version']} ({b['seconds']:.0f} s) at {b['uri']}")
+    summary = read_json(done["summary_dir"] / "summary.json")
+    for name in OUTPUT_FILES:
+        shutil.copyfile(done["summary_dir"] / name, out / name)
+    gate = summary["gate"]
+    if done["production_after"] != done["production_before"]:
+        print(f"reprflow: promoted: production is now {done['production_after']} (was {done['production_before']})")
+    elif gate["promote"]:
+        print(f"reprflow: the gate passed but production did not move from {done['production_before']}")
+    else:
+        print(f"reprflow: rejected; production stays {done['production_before']}: " + " ".join(gate["reasons"]))
+    print(f"reprflow: retrain finished in {done['seconds']:.0f} s; wrote {out / 'report.html'}; registry {registry}")
+    return 0
+
+
+def cmd_ab_prep(args: argparse.Namespace) -> int:
+    from reprflow.components.common.config import load_config
+    from reprflow.pipelines.ab_prep import ab_prep_pipeline
+    from reprflow.pipelines.local_runner import run_locally
+
+    config = load_config(args.config)
+    out = Path(args.output_dir).resolve()
+    root = args.registry or config["cluster"]["registry"]
+    registry = _resolve_uri(root) if root else ""
+    arms = {k: v if v == "current" or "://" in v else _resolve_uri(v) for k, v in
+            (("control", args.control), ("treatment", args.treatment))}
+    outputs, seconds = run_locally(ab_prep_pipeline(LOCAL), out / "artifacts", config=config, registry=registry, **arms)
+    handoff = outputs["Output"]
+    for name in ("handoff.json", "handoff.html", "handoff.md"):
+        shutil.copyfile(handoff / name, out / name)
+    doc = read_json(out / "handoff.json")
+    n = doc["sample_size"]
+    print(f"reprflow: handoff ready in {seconds:.0f} s: {n['control']:,} control and {n['treatment']:,} treatment units; "
+          f"wrote {out / 'handoff.json'} and {out / 'handoff.html'}")
+    return 0
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -71,11 +138,11 @@ def cmd_select(args: argparse.Namespace) -> int:
     from reprflow.pipelines.selection import selection_pipeline
 
     config, out, checkpoints = _prepare(args)
-    summary_dir, seconds = run_locally(
+    outputs, seconds = run_locally(
         selection_pipeline(LOCAL), out / "artifacts", data_uri=config["data"]["uri"], config=config,
         candidates=candidate_grid(config), seed=config["selection"]["seed"], checkpoint_root=checkpoints,
     )
-    return _publish(summary_dir, seconds, out)
+    return _finish(outputs["Output"], seconds, out)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -200,6 +267,66 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trigger_handler(args: argparse.Namespace) -> TriggerHandler:
+    from reprflow.pipelines.trigger import build_handler
+
+    return build_handler(args.config, args.host_kfp, dedup=args.dedup, pipeline=args.pipeline,
+                         pipeline_name=args.pipeline_name, token=args.token, namespace=args.namespace,
+                         service_account=args.service_account,
+                         audience=getattr(args, "audience", None),
+                         push_service_account=getattr(args, "push_service_account", None))
+
+
+def cmd_trigger_serve(args: argparse.Namespace) -> int:
+    from reprflow.pipelines.trigger import make_server, serve
+
+    handler = _trigger_handler(args)
+    try:  # a pipeline that is not deployed yet is no reason not to start: each marker gets 503 until it is
+        handler.parameters(handler.config, f"gs://{handler.settings.bucket}/{handler.settings.prefix}batch/")
+    except Exception as exc:
+        logging.getLogger("reprflow.trigger").warning(
+            "run parameters for pipeline %r cannot be built yet (%s); markers will be answered 503 until they can",
+            args.pipeline, " ".join(str(exc).split()))
+    if handler.auth is None:
+        logging.getLogger("reprflow.trigger").warning(
+            "push authentication is off (no audience): the ingress must authenticate callers")
+    try:
+        server = make_server(handler, args.listen, args.port)
+    except OSError as exc:
+        raise ReprflowError(f"cannot listen on {args.listen}:{args.port} ({exc.strerror})") from None
+    serve(server)
+    return 0
+
+
+def cmd_trigger_handle(args: argparse.Namespace) -> int:
+    handler = _trigger_handler(args)
+    try:
+        with open(args.file, "rb") as f:
+            body = f.read()
+    except OSError as exc:
+        raise ReprflowError(f"{args.file}: cannot read the push body ({exc.strerror})") from None
+    outcome = handler.handle(body, authenticate=False)
+    print(json.dumps(outcome.to_json()))
+    return 0 if outcome.status < 300 else 1
+
+
+def _trigger_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML run configuration: its trigger section (bucket, prefix, marker, "
+                   "experiment), cluster.pipeline_root and cluster.registry (default: $REPRFLOW_CONFIG); "
+                   "$REPRFLOW_TRIGGER_BUCKET and $REPRFLOW_TRIGGER_PREFIX override the trigger's bucket and prefix")
+    host = os.environ.get(HOST_ENV)
+    p.add_argument("--host-kfp", default=host, help=f"URL of the KFP API (default: ${HOST_ENV})")
+    p.add_argument("--token", help="bearer token for the KFP server (default: $REPRFLOW_KFP_TOKEN; none if unset)")
+    p.add_argument("--namespace", help="Kubernetes namespace (profile) on a multi-user KFP install")
+    p.add_argument("--service-account", help="Kubernetes service account of the run's pods (default: the server's)")
+    p.add_argument("--pipeline", default="retrain",
+                   help="pipeline whose parameters the config gives the run, data_uri set to the batch "
+                   "(default: retrain)")
+    p.add_argument("--pipeline-name", help="KFP pipeline to run, its latest version (default: reprflow-PIPELINE)")
+    p.add_argument("--dedup", help="where handled notifications are recorded: gs://bucket/prefix or a local "
+                   "directory (default: $REPRFLOW_TRIGGER_DEDUP, else <cluster.registry>/trigger-seen)")
+
+
 def _server_options(p: argparse.ArgumentParser) -> None:
     host = os.environ.get(HOST_ENV)
     p.add_argument("--host", required=host is None, default=host,
@@ -210,7 +337,7 @@ def _server_options(p: argparse.ArgumentParser) -> None:
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipeline", required=True, choices=["representation", "selection"], help="which pipeline")
+    p.add_argument("--pipeline", required=True, choices=list(PIPELINE_NAMES), help="which pipeline")
     p.add_argument("--version", help="pipeline version name or id (default: the latest)")
     p.add_argument("--experiment", default="reprflow", help="experiment, created if missing (default: reprflow)")
     p.add_argument("--config", help="YAML run configuration: its values become the run's parameters "
@@ -243,18 +370,47 @@ def build_parser() -> argparse.ArgumentParser:
                             "windows x negatives) plus a random control, score each with every predictability "
                             "metric, train downstream, and report how well each metric ranks the candidates "
                             "(Kendall and weighted tau); writes summary.json, report.html and report.md.")
-    for p, func in ((run, cmd_run), (select, cmd_select)):
+    retrain = sub.add_parser("retrain", help="retrain on new data, compare with production, promote or reject",
+                             description="Run the retrain pipeline locally. Without --new-data, the config's data "
+                             "are split at retrain.production_until: the first months train the first production "
+                             "version (published to the registry if it has none), the rest arrives as a new batch. "
+                             "The candidate is retrained on production's data and the batch, featurized against "
+                             "production's anchors, compared (drift of raw and FPR features, production's model on "
+                             "the new features) and promoted if the gate passes; writes summary.json, report.html "
+                             "and report.md.")
+    for p, func in ((run, cmd_run), (select, cmd_select), (retrain, cmd_retrain)):
         p.add_argument("--config", required=True, help="YAML run configuration (e.g. configs/online_retail.yaml)")
         p.add_argument("--output-dir", required=True, help="where results and artifacts go")
-        p.add_argument("--data", help="interactions file: local path or gs:// URI (default: the config's data.uri)")
+        p.add_argument("--data", help="interactions: a file, a folder or a gs:// URI or prefix (default: the config's "
+                       "data.uri)")
         p.add_argument("--checkpoint-dir", help="pretraining checkpoints, a directory or gs:// prefix (default: "
                        "OUTPUT_DIR/checkpoints); "
                        "a rerun with the same data and settings resumes from them")
         p.set_defaults(func=func)
+    for p in (run, retrain):
+        p.add_argument("--registry", help="where versions are published: a directory or gs:// prefix (default: the "
+                       "config's cluster.registry, else OUTPUT_DIR/registry)")
+    run.add_argument("--publish", action="store_true", help="publish the run's bundle to the registry; it becomes "
+                     "production (the current version) if there is none yet")
+    retrain.add_argument("--new-data", help="the new batch (file, folder or gs:// prefix) to retrain with, against "
+                         "the registry's current version (default: split the config's data by time)")
+
+    ab = sub.add_parser("ab-prep", help="prepare an A/B experiment between two published versions",
+                        description="Check that control and treatment can be compared (entities, task definitions, "
+                        "an effect beyond the treatment's seed noise), size the experiment (units per arm for the "
+                        "config's ab section) and write handoff.json (schema reprflow.handoff/1, validated), "
+                        "handoff.html and handoff.md. Exit 1 with the reason when the arms are not comparable.")
+    ab.add_argument("--control", required=True, help="a version URI (REGISTRY/NAME/versions/ID), 'current', or a "
+                    "bundle folder")
+    ab.add_argument("--treatment", required=True, help="the same forms as --control")
+    ab.add_argument("--config", required=True, help="YAML run configuration (its ab and retrain sections)")
+    ab.add_argument("--output-dir", required=True, help="where the handoff and artifacts go")
+    ab.add_argument("--registry", help="for 'current': the registry (default: the config's cluster.registry)")
+    ab.set_defaults(func=cmd_ab_prep)
 
     comp = sub.add_parser("compile", help="compile the pipelines to KFP IR YAML",
-                          description="Write OUTPUT_DIR/representation.yaml and OUTPUT_DIR/selection.yaml, "
-                          "the pipelines as KFP v2 IR YAML for upload to a Kubeflow Pipelines server.")
+                          description="Write OUTPUT_DIR/<pipeline>.yaml for every pipeline (representation, "
+                          "selection, retrain, ab-prep) as KFP v2 IR YAML for upload to a Kubeflow Pipelines server.")
     comp.add_argument("--output-dir", required=True, help="directory for the YAML files")
     comp.add_argument("--config", help="YAML run configuration whose values become the parameter defaults")
     comp.add_argument("--k8s-manifests", action="store_true",
@@ -270,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "pipeline that is not there yet is created (its first version); otherwise the YAML becomes "
                         "a new version of it, unless an identical version is already there. Prints the ids and URLs.")
     _server_options(up)
-    up.add_argument("--pipeline", default="all", choices=["representation", "selection", "all"],
+    up.add_argument("--pipeline", default="all", choices=[*PIPELINE_NAMES, "all"],
                     help="which pipeline to upload (default: all)")
     up.add_argument("--config", help="YAML run configuration whose values become the parameter defaults")
     up.add_argument("--version", help="version name (default: <reprflow version>-<12 hex of the YAML's sha256>)")
@@ -301,6 +457,33 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--catchup", action="store_true",
                        help="backfill intervals missed while paused or behind (default: only the latest)")
     sched.set_defaults(func=cmd_schedule)
+
+    trig = sub.add_parser("trigger", help="start retrain runs when a new data batch lands in GCS",
+                          description="The new-data trigger: GCS object-finalize notifications, pushed by Pub/Sub, "
+                          "start a run when a batch's completion marker (trigger.marker, default _SUCCESS) is "
+                          "written under gs://BUCKET/PREFIX/<batch>/; each object generation runs at most once.")
+    trig_sub = trig.add_subparsers(dest="trigger_command", required=True, metavar="SUBCOMMAND")
+    trig_serve = trig_sub.add_parser("serve", help="serve GET /healthz and POST /pubsub (Pub/Sub push)",
+                                     description="Serve the push endpoint until SIGTERM: POST /pubsub handles a "
+                                     "notification (200 acknowledged: submitted, duplicate, ignored, malformed; "
+                                     "503 retry later; 401/403 bad OIDC token), GET /healthz answers 200.")
+    _trigger_options(trig_serve)
+    trig_serve.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    trig_serve.add_argument("--listen", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
+    trig_serve.add_argument("--audience",
+                            help="check the push's OIDC token for this audience, the push URL (default: "
+                            "$REPRFLOW_TRIGGER_AUDIENCE; unset: no check, the ingress must authenticate)")
+    trig_serve.add_argument("--push-service-account",
+                            help="the e-mail the OIDC token must carry, e.g. reprflow-push@PROJECT.iam."
+                            "gserviceaccount.com (default: $REPRFLOW_TRIGGER_PUSH_SA)")
+    trig_serve.set_defaults(func=cmd_trigger_serve)
+    trig_handle = trig_sub.add_parser("handle", help="process one push body from a file and print the outcome",
+                                      description="Process one Pub/Sub push body (JSON, as POSTed to /pubsub) "
+                                      "with the same checks and dedup as the server, without OIDC; prints the "
+                                      "outcome as JSON. Exit 0 when acknowledged, 1 when it should be retried.")
+    _trigger_options(trig_handle)
+    trig_handle.add_argument("--file", required=True, help="the push body, e.g. a saved notification")
+    trig_handle.set_defaults(func=cmd_trigger_handle)
     return parser
 
 

@@ -10,15 +10,18 @@ from kfp import compiler
 from reprflow.components.common.errors import ReprflowError
 from reprflow.components.common.profiles import DEFAULT_RESOURCES
 from reprflow.components.model_selection.run import candidate_grid
+from reprflow.pipelines.ab_prep import ab_prep_pipeline
 from reprflow.pipelines.representation import representation_pipeline
+from reprflow.pipelines.retrain import retrain_pipeline
 from reprflow.pipelines.selection import selection_pipeline
 
 # Short name (as on the command line) -> the pipeline factory; its KFP name is PIPELINE_NAME in its module.
-PIPELINES = {"representation": representation_pipeline, "selection": selection_pipeline}
+PIPELINES = {"representation": representation_pipeline, "selection": selection_pipeline, "retrain": retrain_pipeline,
+             "ab-prep": ab_prep_pipeline}
 
 
 def pipeline_function(name: str, config: dict[str, Any] | None = None) -> Any:
-    """The pipeline for a short name (representation, selection), its tasks placed by the resource
+    """The pipeline for a short name (representation, selection, retrain, ab-prep), its tasks placed by the resource
     profiles of `config` (validated), or the default profiles without one."""
     if name not in PIPELINES:
         raise ReprflowError(f"unknown pipeline {name!r} (known: {', '.join(PIPELINES)})")
@@ -33,6 +36,10 @@ def pipeline_parameters(name: str, config: dict[str, Any]) -> dict[str, Any]:
     common = {"data_uri": config["data"]["uri"], "config": config, "checkpoint_root": f"{root}/checkpoints" if root else ""}
     if name == "representation":
         return common | {"seeds": config["seeds"]}
+    if name == "retrain":
+        return common | {"seeds": config["seeds"], "registry": config["cluster"]["registry"]}
+    if name == "ab-prep":  # the arms are the run's own arguments (--param control=... treatment=...)
+        return {"config": config, "registry": config["cluster"]["registry"]}
     return common | {"candidates": candidate_grid(config), "seed": config["selection"]["seed"]}
 
 
@@ -45,5 +52,5 @@ def compile_pipeline(name: str, path: Path, config: dict[str, Any] | None = None
 
 
 def compile_pipelines(output_dir: Path, config: dict[str, Any] | None = None) -> list[Path]:
-    """Write representation.yaml and selection.yaml; `config` (validated) becomes the defaults."""
+    """Write every pipeline as DIR/<name>.yaml; `config` (validated) becomes the defaults."""
     return [compile_pipeline(name, output_dir / f"{name}.yaml", config) for name in PIPELINES]

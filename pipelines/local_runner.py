@@ -29,10 +29,11 @@ class PipelineFailed(ReprflowError):
     """A task failed; the message is the stage's own one-line reason when it gave one."""
 
 
-def run_locally(pipeline: Callable[..., Any], pipeline_root: Path, **arguments: Any) -> tuple[Path, float]:
+def run_locally(pipeline: Callable[..., Any], pipeline_root: Path, **arguments: Any) -> tuple[dict[str, Path], float]:
     """Run `pipeline(**arguments)` under SubprocessRunner in the current environment.
 
-    Returns the local path of the pipeline's output artifact and the wall time. On failure the
+    Returns the local paths of the pipeline's output artifacts by name ("Output" for a pipeline
+    with one) and the wall time. On failure the
     run's own directory under `pipeline_root` is removed (what was there before is untouched) and
     PipelineFailed carries the failing stage's reason.
     """
@@ -53,7 +54,7 @@ def run_locally(pipeline: Callable[..., Any], pipeline_root: Path, **arguments: 
         warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom")
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
         task = pipeline(**arguments)
-        return Path(task.output.path), time.perf_counter() - started
+        return {name: Path(a.path) for name, a in task.outputs.items()}, time.perf_counter() - started
     except Exception as exc:
         for path in set(pipeline_root.iterdir()) - before:
             shutil.rmtree(path, ignore_errors=True)

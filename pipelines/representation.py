@@ -3,15 +3,17 @@
 for a cluster or run locally."""
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Dataset
+from kfp.dsl import Artifact, Dataset
 
 from reprflow.components.downstream_train.component import downstream_train
 from reprflow.components.embed.component import collect_embeddings, embed
 from reprflow.components.evaluate_predictability.component import evaluate_predictability
 from reprflow.components.featurize.component import featurize
 from reprflow.components.ingest.component import ingest
+from reprflow.components.package.component import package
 from reprflow.components.pretrain.component import pretrain
 from reprflow.components.report.component import report
 from reprflow.pipelines.placement import placement
@@ -27,8 +29,11 @@ def representation_pipeline(resources: Mapping[str, str] | None = None) -> dsl.g
         name=PIPELINE_NAME,
         description="Multi-seed item2vec pretraining, FPR featurization, stability and predictability, downstream models.",
     )
-    def pipeline(data_uri: str, config: dict, seeds: list, checkpoint_root: str = "") -> Dataset:
-        """`config` is a validated run configuration; `seeds` fan out in parallel."""
+    def pipeline(
+        data_uri: str, config: dict, seeds: list, checkpoint_root: str = ""
+    ) -> NamedTuple("Outputs", summary=Dataset, bundle=Artifact):
+        """`config` is a validated run configuration; `seeds` fan out in parallel. Outputs: the
+        report's summary folder and the servable bundle (what `reprflow publish` publishes)."""
         data = place("ingest", ingest, data_uri=data_uri, config=config)
         tables = {"interactions": data.outputs["interactions"], "items": data.outputs["items"]}
         with dsl.ParallelFor(seeds, name="seeds") as seed:
@@ -43,6 +48,10 @@ def representation_pipeline(resources: Mapping[str, str] | None = None) -> dsl.g
         results = place("downstream", downstream_train, representations=representations, config=config, **tables)
         summary = place("report", report, dataset_stats=data.outputs["Output"], representations=representations,
                         scores=scores.outputs["scores"], results=results.outputs["results"], config=config)
-        return summary.outputs["summary"]
+        bundle = place("package", package, embedding_set=collected.outputs["embedding_set"],
+                       featurizer=features.outputs["featurizer"], results=results.outputs["results"],
+                       dataset_stats=data.outputs["Output"], config=config, **tables)
+        return NamedTuple("Outputs", summary=Dataset, bundle=Artifact)(summary.outputs["summary"],
+                                                                      bundle.outputs["bundle"])
 
     return pipeline

@@ -39,7 +39,7 @@ def matches_snapshot(value: object, snapshot: Path) -> bool:
     return value == yaml.safe_load(snapshot.read_text())
 
 
-@pytest.mark.parametrize("name", ["representation", "selection"])
+@pytest.mark.parametrize("name", ["representation", "selection", "retrain", "ab-prep"])
 def test_compiled_pipeline_matches_snapshot(tmp_path: Path, name: str) -> None:
     assert main(["compile", "--output-dir", str(tmp_path)]) == 0
     spec, platform = load(tmp_path / f"{name}.yaml")
@@ -90,7 +90,7 @@ def test_compiled_pipeline_structure(tmp_path: Path) -> None:
     doc, _ = load(tmp_path / "representation.yaml")
     tasks = doc["root"]["dag"]["tasks"]
     assert set(tasks) == {"ingest", "for-loop-1", "collect-embeddings", "featurize", "evaluate-predictability",
-                          "downstream-train", "report"}
+                          "downstream-train", "report", "package"}
     loop = tasks["for-loop-1"]
     assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--seeds"
     inner = doc["components"]["comp-for-loop-1"]["dag"]["tasks"]
@@ -117,3 +117,19 @@ def test_selection_pipeline_fans_out_over_candidates(tmp_path: Path) -> None:
     assert set(doc["root"]["dag"]["tasks"]) == {"ingest", "for-loop-1", "score-candidates", "selection-report"}
     candidates = doc["root"]["inputDefinitions"]["parameters"]["candidates"]["defaultValue"]
     assert len(candidates) == 9 and candidates[0] == {"name": "d16-w2-n5", "dim": 16, "window": 2, "negatives": 5}
+
+
+def test_retrain_promotes_only_when_the_gate_passes(tmp_path: Path) -> None:
+    """The promote task sits under a condition on the comparison's output; resolve and promote are
+    never cached (they read and move the registry's pointer)."""
+    config = validate_config({"data": {"uri": "gs://b/x.csv"}})
+    spec, _ = load(compile_pipeline("retrain", tmp_path / "r.yaml", config))
+    tasks = spec["root"]["dag"]["tasks"]
+    condition = tasks["condition-2"]
+    assert condition["triggerPolicy"]["condition"].endswith("== true")
+    assert "compare-with-production" in condition["dependentTasks"]
+    inner = spec["components"]["comp-condition-2"]["dag"]["tasks"]
+    assert set(inner) == {"promote-candidate"}
+    assert inner["promote-candidate"]["cachingOptions"] == {} and tasks["resolve-production"]["cachingOptions"] == {}
+    ingest = tasks["ingest"]["inputs"]["parameters"]["base_uris"]["taskOutputParameter"]
+    assert ingest == {"outputParameterKey": "inputs", "producerTask": "resolve-production"}

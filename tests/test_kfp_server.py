@@ -447,9 +447,9 @@ def test_k8s_manifest_names_are_checked(compiled: dict[str, Path], pipeline: str
 
 def test_compile_writes_k8s_manifests_on_request(tmp_path: Path) -> None:
     assert main(["compile", "--output-dir", str(tmp_path), "--k8s-manifests", "--namespace", "team-a"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "representation.k8s.yaml", "representation.yaml", "selection.k8s.yaml", "selection.yaml"]
-    for name in ("representation", "selection"):
+    names = ("ab-prep", "representation", "retrain", "selection")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}{ext}" for n in names for ext in (".yaml", ".k8s.yaml"))
+    for name in names:
         pipeline, version = yaml.safe_load_all((tmp_path / f"{name}.k8s.yaml").read_text())
         assert pipeline["metadata"] == {"name": f"reprflow-{name}", "namespace": "team-a"}
         assert version["spec"]["pipelineSpec"] == next(yaml.safe_load_all((tmp_path / f"{name}.yaml").read_text()))

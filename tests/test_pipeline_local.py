@@ -88,7 +88,7 @@ def test_bad_data_fails_with_one_line_reason_and_leaves_nothing(tmp_path: Path, 
 
 def test_missing_data_file_and_bad_config_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["run", "--config", str(TINY), "--data", str(tmp_path / "none.csv"), "--output-dir", str(tmp_path)]) == 1
-    assert "none.csv: no such data file" in capsys.readouterr().err
+    assert "none.csv: no such data file or folder" in capsys.readouterr().err
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data: {uri: x.csv}\npretrain: {dim: -3}\n")
     assert main(["run", "--config", str(cfg), "--output-dir", str(tmp_path / "o")]) == 1

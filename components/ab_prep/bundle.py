@@ -46,10 +46,6 @@ class Bundle:
     ids: tuple[str, ...]
 
     @property
-    def label(self) -> str:
-        return f"{self.role} {self.uri}"
-
-    @property
     def name(self) -> str:
         return str(self.doc["name"])
 

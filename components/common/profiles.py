@@ -39,8 +39,8 @@ PROFILES: dict[str, Profile] = {
 
 # The stages a `resources` section may name.
 STAGES = ("default", "ingest", "pretrain", "embed", "collect", "featurize", "evaluate", "downstream", "report",
-          "score", "drift", "gate", "promote", "handoff")
+          "package", "score", "resolve", "compare", "promote", "handoff")
 # Stages whose output depends on more than their inputs (data behind a URI that a producer may
 # overwrite, the registry's current pointer, a publication): never served from the cache.
-UNCACHEABLE = frozenset({"ingest", "gate", "promote"})
+UNCACHEABLE = frozenset({"ingest", "resolve", "promote"})
 DEFAULT_RESOURCES = {"default": "cpu-small", "pretrain": "cpu-large", "downstream": "cpu-large"}

@@ -37,6 +37,7 @@ class Task:
     train: np.ndarray  # (rows,) bool: in the training split
     rows: np.ndarray | None = None  # item tasks: entity index of each row
     aggregation: sp.csr_matrix | None = None  # customer tasks: (rows, n_items) mean over items
+    labels: tuple[str, ...] = ()  # multiclass: the class names, y indexing them
 
     @property
     def metric(self) -> str:
@@ -60,9 +61,11 @@ def product_type(items: pd.DataFrame, n_classes: int, fraction: float, seed: int
     top = word[word != ""].value_counts()
     top = top.sort_index().sort_values(ascending=False, kind="stable").index[:n_classes]
     keep = word.isin(top).to_numpy()
-    labels = np.searchsorted(np.sort(top.to_numpy()), word[keep].to_numpy())
+    names = np.sort(top.to_numpy())
+    labels = np.searchsorted(names, word[keep].to_numpy())
     rows = np.flatnonzero(keep)
-    return Task("product_type", "multiclass", labels, ~in_test_split(items["item"][keep], fraction, seed), rows=rows)
+    return Task("product_type", "multiclass", labels, ~in_test_split(items["item"][keep], fraction, seed), rows=rows,
+                labels=tuple(str(n) for n in names))
 
 
 def log_price(items: pd.DataFrame, fraction: float, seed: int) -> Task:
@@ -111,3 +114,16 @@ def check_task(task: Task) -> None:
                 f"task {task.name}: the {split} split has a single class ({task.y[mask][0]}); "
                 "the data may cover too short a period or too few entities"
             )
+
+
+def task_definition(task: Task, config: dict[str, Any]) -> dict[str, Any]:
+    """Everything that defines a task's rows, labels and split: two versions can be compared on a
+    task only if these are equal."""
+    d = config["downstream"]
+    out: dict[str, Any] = {"kind": task.kind, "metric": task.metric, "test_fraction": d["test_fraction"],
+                           "split_seed": d["split_seed"]}
+    if task.name == "product_type":
+        out |= {"product_type_classes": d["product_type_classes"], "labels": list(task.labels)}
+    if task.name == "repeat_purchase":
+        out["history_fraction"] = HISTORY_FRACTION
+    return out

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from reprflow.components.common.artifacts import atomic_dir, load_npy, read_json, write_json
+from reprflow.components.common.errors import DataError
 from reprflow.components.common.provenance import provenance
 from reprflow.components.common.tables import read_items
 from reprflow.components.featurize.fpr import FPRFeaturizer
@@ -28,8 +29,11 @@ REPRESENTATIONS = ("raw", "aligned", "fpr", "fpr_seedmean", "concat")
 
 
 def run_featurize(
-    embedding_set_dir: str, items_path: str, config: dict[str, Any], featurizer_dir: str, representations_dir: str
+    embedding_set_dir: str, items_path: str, config: dict[str, Any], featurizer_dir: str, representations_dir: str,
+    reference_featurizer: str | None = None,
 ) -> dict[str, Any]:
+    """Fit the featurizer (or, with `reference_featurizer`, a featurizer.json, reuse it: a retrain is
+    featurized against production's anchors, kernel and bins) and write every representation."""
     started = time.perf_counter()
     tables = load_npy(Path(embedding_set_dir) / "embeddings.npy")
     ids = read_json(Path(embedding_set_dir) / "ids.json")
@@ -38,11 +42,17 @@ def run_featurize(
     if items["item"].astype(str).tolist() != ids:
         raise ValueError(f"{embedding_set_dir}: entity ids differ from the items table {items_path}")
     cfg = config["featurize"]
-    m = min(cfg["anchors"], len(ids))
-    featurizer = FPRFeaturizer.fit(
-        ids, items["baskets"].to_numpy(), m, cfg["kernel"], tables=tables, anchor_rule=cfg["anchor_rule"],
-        seed_spread=cfg["seed_spread"], quantile_bins=cfg["quantile_bins"],
-    )
+    if reference_featurizer is None:
+        featurizer = FPRFeaturizer.fit(
+            ids, items["baskets"].to_numpy(), min(cfg["anchors"], len(ids)), cfg["kernel"], tables=tables,
+            anchor_rule=cfg["anchor_rule"], seed_spread=cfg["seed_spread"], quantile_bins=cfg["quantile_bins"],
+        )
+    else:
+        featurizer = FPRFeaturizer.from_dict(read_json(reference_featurizer))
+        missing = sorted(set(featurizer.anchors) - set(ids))
+        if missing:
+            raise DataError(f"{reference_featurizer}: {len(missing)} production anchor(s) are not among the new "
+                            f"entities, e.g. item {missing[0]!r}; retrain on data that still contains them")
     reps = {
         "raw": tables,
         "aligned": align_to_reference(tables, featurizer.anchor_rows(ids)),
@@ -53,7 +63,9 @@ def run_featurize(
     meta = provenance(
         config,
         seeds=set_meta["seeds"],
-        featurizer={**cfg, "anchors": m},
+        featurizer={"kernel": featurizer.kernel, "anchors": len(featurizer.anchors), "seed_spread": featurizer.seed_spread,
+                    "quantile_bins": len(featurizer.bin_edges[0]) + 1 if featurizer.bin_edges else 0,
+                    "reference": reference_featurizer},
         shapes={k: list(v.shape) for k, v in reps.items()},
         inputs={"embedding_set": embedding_set_dir, "items": items_path},
         timings_s={**set_meta["timings_s"], "featurize": time.perf_counter() - started},

@@ -13,8 +13,10 @@ def ingest(
     interactions: Output[Dataset],
     items: Output[Dataset],
     customers: Output[Dataset],
+    base_uris: list = [],
 ) -> dict:
-    """Validate and clean the interactions; returns dataset statistics."""
+    """Validate and clean the interactions of `base_uris` then `data_uri` (files, folders or gs://
+    prefixes); returns dataset statistics and the inputs read (URIs, sizes, checksums, generations)."""
     import time
 
     from reprflow.components.common.stage import run_stage
@@ -22,8 +24,8 @@ def ingest(
 
     def work(cfg: dict) -> dict:
         started = time.perf_counter()
-        result = read_clean(data_uri, cfg["data"]["min_item_count"], cfg["data"]["max_rows"] or None)
+        result = read_clean([*base_uris, data_uri], cfg["data"]["min_item_count"], cfg["data"]["max_rows"] or None)
         write_outputs(result, interactions.path, items.path, customers.path)
-        return {**result.stats, "duration_s": time.perf_counter() - started}
+        return {**result.stats, "inputs": result.inputs, "duration_s": time.perf_counter() - started}
 
     return run_stage(work, config)

@@ -1,7 +1,10 @@
 """ingest: read Online Retail transactions, validate them, and write clean tables.
 
 Input: CSV (.csv, .csv.gz) or Parquet, a local path or gs:// URI, with the UCI columns
-InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID.
+InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID; or a folder (a
+local directory, a gs:// prefix ending in '/') of such files; or several of these, read in order
+(a retrain reads the production data and the new batch). Each file is validated on its own, so an
+error names the file it is in.
 Output (Parquet):
 - interactions: invoice, item, customer (nullable), quantity, unit_price, timestamp;
 - items: the vocabulary (items in at least `min_item_count` baskets), sorted by id, with
@@ -16,14 +19,16 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from reprflow.components.common.errors import DataError
-from reprflow.components.common.storage import local_copy
+from reprflow.components.common.storage import expand_sources, local_copy_with_info
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ class IngestResult:
     items: pd.DataFrame
     customers: pd.DataFrame
     stats: dict[str, int]
+    inputs: list[dict] = field(default_factory=list)  # the files read: uri, bytes, crc32c, generation
 
 
 def read_table(path: Path, source: str, max_rows: int | None = None) -> pd.DataFrame:
@@ -119,8 +125,8 @@ def _customers(source: str, df: pd.DataFrame) -> pd.Series:
     return numeric.astype("Int64").astype("string")
 
 
-def clean(df: pd.DataFrame, source: str, min_item_count: int) -> IngestResult:
-    """Validate and clean raw transactions; DataError on anything that cannot be used."""
+def clean_rows(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.Series, dict[str, int]]:
+    """Validate one file's rows and keep the usable ones: (interactions, their descriptions, counts)."""
     if len(df) == 0:
         raise DataError(f"{source}: the file has no data rows")
     invoice = df["InvoiceNo"].astype(str).str.strip()
@@ -150,14 +156,20 @@ def clean(df: pd.DataFrame, source: str, min_item_count: int) -> IngestResult:
             "timestamp": timestamp[keep],
         }
     ).reset_index(drop=True)
+    description = df["Description"].astype(str).str.strip()[keep].reset_index(drop=True)
+    return interactions, description, stats
+
+
+def build_tables(
+    interactions: pd.DataFrame, description: pd.Series, stats: dict[str, int], source: str, min_item_count: int
+) -> IngestResult:
+    """The item and customer tables of the cleaned interactions of every file."""
     if interactions.empty:
         raise DataError(
             f"{source}: no rows left after cleaning ({stats['rows_read']} read: "
             f"{stats['cancellations']} cancellations, {stats['non_product_rows']} non-product codes, "
             f"{stats['non_positive_rows']} non-positive quantities or prices)"
         )
-
-    description = df["Description"].astype(str).str.strip()[keep].reset_index(drop=True)
     items = _item_table(interactions, description, min_item_count)
     if len(items) < 2:
         raise DataError(
@@ -175,13 +187,19 @@ def clean(df: pd.DataFrame, source: str, min_item_count: int) -> IngestResult:
         .reset_index()
         .sort_values("customer", ignore_index=True)
     )
-    stats |= {
+    stats = stats | {
         "rows": len(interactions),
         "items": len(items),
         "baskets": int(interactions["invoice"].nunique()),
         "customers": len(customers),
     }
     return IngestResult(interactions, items, customers, stats)
+
+
+def clean(df: pd.DataFrame, source: str, min_item_count: int) -> IngestResult:
+    """Validate and clean raw transactions; DataError on anything that cannot be used."""
+    interactions, description, stats = clean_rows(df, source)
+    return build_tables(interactions, description, stats, source, min_item_count)
 
 
 def _item_table(interactions: pd.DataFrame, description: pd.Series, min_count: int) -> pd.DataFrame:
@@ -209,12 +227,29 @@ def _item_table(interactions: pd.DataFrame, description: pd.Series, min_count: i
     return items[["item", "description", "baskets", "median_price"]]
 
 
-def ingest(uri: str, min_item_count: int = 5, max_rows: int | None = None) -> IngestResult:
-    """Read `uri` (local path or gs://) and return the cleaned tables."""
-    with local_copy(uri) as path:
-        df = read_table(path, uri, max_rows)
-    result = clean(df, uri, min_item_count)
-    log.info("ingest %s: %s", uri, result.stats)
+def ingest(uris: str | Sequence[str], min_item_count: int = 5, max_rows: int | None = None) -> IngestResult:
+    """Read every data file behind `uris` (paths, folders, gs:// URIs or prefixes), in order, and
+    return the cleaned tables; `max_rows` caps the rows read over all files. The result's
+    `inputs` say which files were read (URI, bytes, crc32c, gs:// generation) for provenance."""
+    # each file once: a retrain names production's files and a folder that may hold them too
+    sources = list(dict.fromkeys(f for uri in ([uris] if isinstance(uris, str) else uris) for f in expand_sources(uri)))
+    frames, descriptions, inputs, stats = [], [], [], Counter()
+    for source in sources:
+        left = None if max_rows is None else max_rows - stats["rows_read"]
+        if left is not None and left <= 0:
+            break
+        with local_copy_with_info(source) as (path, info):
+            df = read_table(path, source, left)
+        rows, description, counts = clean_rows(df, source)
+        frames.append(rows)
+        descriptions.append(description)
+        inputs.append(info)
+        stats.update(counts)
+    label = sources[0] if len(sources) == 1 else f"{sources[0]} (+{len(sources) - 1} more files)"
+    result = build_tables(pd.concat(frames, ignore_index=True), pd.concat(descriptions, ignore_index=True),
+                          dict(stats), label, min_item_count)
+    result = IngestResult(result.interactions, result.items, result.customers, result.stats, inputs)
+    log.info("ingest %s: %s", label, result.stats)
     return result
 
 

@@ -1,0 +1,76 @@
+"""Production downstream models as data: standardisation + a linear model, stored as JSON.
+
+A served model must load without executing anything, so it is never a pickle: the fitted
+StandardScaler + LogisticRegression / Ridge pipeline (downstream_train.models.make_model) is kept
+as its numbers and predicts with NumPy alone:
+
+    z = (x - mean) / scale
+    regression:  y = z w + b
+    binary:      P(y = 1) = sigma(z w + b)
+    multiclass:  class = names[argmax_c (z W_c + b_c)]    (softmax is monotone)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+SCHEMA = "reprflow.linear_model/1"
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    kind: str  # multiclass | binary | regression
+    mean: np.ndarray  # (D,)
+    scale: np.ndarray  # (D,)
+    coef: np.ndarray  # (C, D); C = 1 for binary and regression
+    intercept: np.ndarray  # (C,)
+    classes: tuple[str, ...] = ()  # multiclass: the class name of each row of coef
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Pipeline, kind: str, class_names: tuple[str, ...] = ()) -> LinearModel:
+        """From a fitted make_model() pipeline; `class_names[i]` names integer label i (multiclass)."""
+        scaler, model = pipeline[0], pipeline[-1]
+        coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
+        classes = tuple(class_names[int(c)] for c in model.classes_) if kind == "multiclass" else ()
+        return cls(kind, scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64), coef,
+                   np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64)), classes)
+
+    def decision(self, x: np.ndarray) -> np.ndarray:
+        """(n, C) linear scores of features (n, D)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"the model takes (n, {self.mean.shape[0]}) features, got {x.shape}")
+        return ((x - self.mean) / self.scale) @ self.coef.T + self.intercept
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class names (multiclass), P(y = 1) (binary) or values (regression), per row."""
+        scores = self.decision(x)
+        if self.kind == "multiclass":
+            return np.asarray(self.classes, dtype=object)[np.argmax(scores, axis=1)]
+        if self.kind == "binary":
+            return 1.0 / (1.0 + np.exp(-scores[:, 0]))
+        return scores[:, 0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "kind": self.kind, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "coef": self.coef.tolist(), "intercept": self.intercept.tolist(), "classes": list(self.classes)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "<model>") -> LinearModel:
+        if d.get("schema") != SCHEMA:
+            raise ValueError(f"{source}: field 'schema' must be {SCHEMA!r}, got {d.get('schema')!r}")
+        return cls(d["kind"], np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]),
+                   np.array(d["intercept"]), tuple(d["classes"]))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict()), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> LinearModel:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")), str(path))
