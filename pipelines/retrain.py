@@ -42,29 +42,32 @@ def retrain_pipeline(resources: Mapping[str, str] | None = None) -> dsl.graph_co
     ) -> NamedTuple("Outputs", summary=Dataset, bundle=Artifact):
         """`data_uri`: the new batch (file, folder or gs:// prefix); `registry`: where production is."""
         production = place("resolve", resolve_production, registry=registry, config=config)
-        data = place("ingest", ingest, data_uri=data_uri, base_uris=production.outputs["inputs"], config=config)
+        # production's task definitions from here on (pretraining does not depend on them; and
+        # kfp.local mis-resolves a task's dict output consumed inside a ParallelFor)
+        pinned = production.outputs["config"]
+        data = place("ingest", ingest, data_uri=data_uri, base_uris=production.outputs["inputs"], config=pinned)
         tables = {"interactions": data.outputs["interactions"], "items": data.outputs["items"]}
         with dsl.ParallelFor(seeds, name="seeds") as seed:
             trained = place("pretrain", pretrain, **tables, seed=seed, config=config, checkpoint_root=checkpoint_root)
             exported = place("embed", embed, model=trained.outputs["model"], items=tables["items"], config=config)
         collected = place("collect", collect_embeddings, embeddings=dsl.Collected(exported.outputs["embeddings"]),
-                          config=config)
+                          config=pinned)
         features = place("featurize", featurize_against, embedding_set=collected.outputs["embedding_set"],
-                         items=tables["items"], production=production.outputs["production"], config=config)
+                         items=tables["items"], production=production.outputs["production"], config=pinned)
         representations = features.outputs["representations"]
-        place("evaluate", evaluate_predictability, representations=representations, config=config, **tables)
-        results = place("downstream", downstream_train, representations=representations, config=config, **tables)
+        place("evaluate", evaluate_predictability, representations=representations, config=pinned, **tables)
+        results = place("downstream", downstream_train, representations=representations, config=pinned, **tables)
         candidate = place("package", package, embedding_set=collected.outputs["embedding_set"],
                           featurizer=features.outputs["featurizer"], results=results.outputs["results"],
-                          dataset_stats=data.outputs["Output"], config=config, **tables)
+                          dataset_stats=data.outputs["Output"], config=pinned, **tables)
         comparison = place("compare", compare_with_production, production=production.outputs["production"],
-                           candidate=candidate.outputs["bundle"], config=config, **tables)
+                           candidate=candidate.outputs["bundle"], config=pinned, **tables)
         summary = place("report", retrain_report, dataset_stats=data.outputs["Output"],
                         production=production.outputs["info"], candidate=candidate.outputs["bundle"],
-                        comparison=comparison.outputs["comparison"], config=config)
+                        comparison=comparison.outputs["comparison"], config=pinned)
         with dsl.If(comparison.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a DSL condition)
             place("promote", promote_candidate, candidate=candidate.outputs["bundle"], registry=registry,
-                  production=production.outputs["info"], config=config)
+                  production=production.outputs["info"], config=pinned)
         return NamedTuple("Outputs", summary=Dataset, bundle=Artifact)(summary.outputs["summary"],
                                                                       candidate.outputs["bundle"])
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytest_plugins = ["gcs_fixtures"]  # GCS emulator + fault proxy (tests/ is on sys.path: no __init__.py)
+# GCS emulator + fault proxy, KFP stand-in server (tests/ is on sys.path: it has no __init__.py)
+pytest_plugins = ["gcs_fixtures", "kfp_fixtures"]
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("REPRFLOW_DATA", REPO.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"))
 

@@ -7,7 +7,6 @@ the featurizer and model files it names).
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
 
+from reprflow.components.package.bundle import ids_digest
 from reprflow.components.ab_prep import handoff as handoff_mod
 from reprflow.components.ab_prep.bundle import BundleError
 from reprflow.components.ab_prep.comparability import NotComparable, jaccard
@@ -47,7 +47,7 @@ def make_bundle(path: Path, *, ids: list[str] | None = None, mean: float = 0.50,
                     "offline": {"fpr_seedmean": offline(mean, std), "raw": offline(mean - 0.02, 2 * std)}}
     doc = {
         "schema": "reprflow.bundle/1", "name": "online-retail", "served_representation": served,
-        "entities": {"count": len(ids), "ids_sha256": hashlib.sha256(json.dumps(ids).encode()).hexdigest()},
+        "entities": {"count": len(ids), "ids_sha256": ids_digest(ids)},
         "tasks": {"product_type": task,
                   "log_price": {"kind": "regression", "metric": "r2", "definition": {"test_fraction": 0.3},
                                 "offline": {"fpr_seedmean": offline(0.45, 0.01), "raw": offline(0.44, 0.02)}}},
@@ -364,6 +364,7 @@ MALFORMED = {
     "count_mismatch": (lambda d: d["entities"].update(count=99),
                        "field 'entities.count' is 99 but"),
     "bad_sha": (lambda d: d["entities"].update(ids_sha256="abc"), "field 'entities.ids_sha256' must be"),
+    "other_ids_sha": (lambda d: d["entities"].update(ids_sha256="0" * 64), "field 'entities.ids_sha256' is 000"),
     "naive_created_at": (lambda d: d["provenance"].update(created_at="2026-11-23 10:15"),
                          "field 'provenance.created_at' must be an ISO 8601 date-time"),
     "missing_provenance": (_drop("provenance", "config_hash"), "missing field 'provenance.config_hash'"),

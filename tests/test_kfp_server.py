@@ -28,19 +28,9 @@ PIPELINE = "reprflow-representation"
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-@pytest.fixture(scope="module")
-def validator() -> SpecValidator:
-    try:
-        return SpecValidator(load_spec())
-    except SpecMissing as exc:
-        pytest.fail(str(exc))
-
-
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated(kfp_isolated: pytest.MonkeyPatch) -> None:
     """No kfp context file from this machine's home, no token from the environment."""
-    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
-    monkeypatch.delenv(kfp_server.TOKEN_ENV, raising=False)
 
 
 @pytest.fixture

@@ -22,6 +22,9 @@ import pytest
 import yaml
 
 from reprflow.components.common.config import validate_config
+from reprflow.components.common.profiles import PROFILES
+from reprflow.pipelines.cli import build_parser
+from reprflow.pipelines.placement import ACCELERATOR_LABEL, GPU_TOLERATION, SPOT_LABEL, SPOT_TOLERATION
 from reprflow.version import IMAGE, __version__
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,13 +42,11 @@ PLACEHOLDERS = re.compile(r"\b(PROJECT_ID|PROJECT_NUMBER|BUCKET)\b")
 # Mirrors the pipelines' GPU resource profiles: the tolerations and node selectors that GPU tasks
 # get. Every taint on a declared node pool must be tolerated by one of these, and every selector
 # must land on a declared pool.
-PROFILE_TOLERATIONS: list[dict[str, str]] = [
-    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"},
-]
+# What the pipelines' GPU resource profiles put on their tasks (pipelines/placement.py).
+PROFILE_TOLERATIONS: list[dict[str, str]] = [GPU_TOLERATION, SPOT_TOLERATION]
 PROFILE_NODE_SELECTORS: list[dict[str, str]] = [
-    {"cloud.google.com/gke-accelerator": "nvidia-l4", "cloud.google.com/gke-spot": "true"},
-    {"cloud.google.com/gke-accelerator": "nvidia-tesla-a100"},
+    {ACCELERATOR_LABEL: p.accelerator, **({SPOT_LABEL: "true"} if p.spot else {})}
+    for p in PROFILES.values() if p.accelerator
 ]
 GPU_MACHINES = {"g2-standard-8": "nvidia-l4", "a2-highgpu-1g": "nvidia-tesla-a100"}
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
@@ -449,6 +450,11 @@ def test_trigger_handler(targets: dict[str, Target], name: str) -> None:
     assert variables["REPRFLOW_KFP_HOST"] == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
     assert variables["REPRFLOW_TRIGGER_PREFIX"].endswith("/")
     assert {"REPRFLOW_TRIGGER_BUCKET", "REPRFLOW_CONFIG"} <= set(variables)
+    # the handler checks Pub/Sub's OIDC token against what the subscription sends
+    push = t.one("PubSubSubscription")["spec"]["pushConfig"] if name != "base" else None
+    if push is not None:
+        assert variables["REPRFLOW_TRIGGER_AUDIENCE"] == push["oidcToken"]["audience"] == push["pushEndpoint"]
+        assert variables["REPRFLOW_TRIGGER_PUSH_SA"] == push["oidcToken"]["serviceAccountEmail"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     service = t.one("Service", "reprflow-trigger")
     assert service["spec"]["selector"].items() <= labels.items(), "the Service selects no trigger pod"
@@ -472,7 +478,15 @@ def test_runs_get_a_valid_reprflow_config_in_the_watched_bucket(targets: dict[st
         assert config["cluster"]["pipeline_root"] == f"gs://{t.bucket}/pipeline-root", f"{label}: pipeline_root"
         assert config["cluster"]["registry"] == f"gs://{t.bucket}/registry", f"{label}: registry"
         assert config["data"]["uri"].startswith(f"gs://{t.bucket}/{t.prefix}"), f"{label}: data.uri {config['data']['uri']}"
-    assert "--config" in pod_spec(t.one("CronJob", "reprflow-retrain"))["containers"][0]["command"]
+        assert config["trigger"]["bucket"] in ("", t.bucket) and config["trigger"]["prefix"] == t.prefix
+    # the CronJob's command is one the CLI accepts: a retrain run of the mounted configuration
+    cron = pod_spec(t.one("CronJob", "reprflow-retrain"))["containers"][0]
+    command = cron["command"]
+    assert command[0] == "reprflow"
+    with pytest.MonkeyPatch.context() as mp:  # the host comes from the container's environment
+        mp.setenv("REPRFLOW_KFP_HOST", env(cron)["REPRFLOW_KFP_HOST"])
+        args = build_parser().parse_args(command[1:])
+    assert (args.command, args.pipeline, args.config) == ("submit", "retrain", path)
 
 
 # --- namespace, identity, RBAC, quotas ----------------------------------------------------------------

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-import kfp
 import pytest
 import yaml
-from kfp_api_standin import KfpApiStandin, SpecMissing, SpecValidator, load_spec
+from kfp_api_standin import KfpApiStandin, SpecValidator
 
 from reprflow.components.common.config import load_config
 from reprflow.components.common.errors import ReprflowError
@@ -66,20 +65,11 @@ ENV = ("REPRFLOW_CONFIG", "REPRFLOW_KFP_HOST", "REPRFLOW_TRIGGER_BUCKET", "REPRF
 # --- fixtures -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def validator() -> SpecValidator:
-    try:
-        return SpecValidator(load_spec())
-    except SpecMissing as exc:
-        pytest.fail(str(exc))
-
-
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated(kfp_isolated: pytest.MonkeyPatch) -> None:
     """No kfp context file from this machine's home, no setting from the environment."""
-    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
     for name in ENV:
-        monkeypatch.delenv(name, raising=False)
+        kfp_isolated.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from reprflow.components.common.config import SERVED
 from reprflow.components.common.errors import ReprflowError
+from reprflow.components.package.bundle import OFFLINE_KEYS, SERVED, ids_digest
+from reprflow.components.package.bundle import SCHEMA as BUNDLE_SCHEMA
 
-BUNDLE_SCHEMA = "reprflow.bundle/1"
 BUNDLE_FILE = "bundle.json"
 IDS_FILE = "embeddings/ids.json"
 MANIFEST_FILE = "MANIFEST.json"  # written next to a version's files by Registry.fetch
 KINDS = ("multiclass", "regression", "binary")
 METRICS = ("accuracy", "r2", "auc")
-OFFLINE_KEYS = ("downstream_mean", "downstream_std", "per_seed", "churn", "swap_mean")
 PROVENANCE_KEYS = ("code_version", "image", "config_hash", "seeds", "inputs", "created_at")
 _VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{10}$")  # as components/common/registry.py
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -189,6 +188,8 @@ def load_bundle(directory: str | Path, role: str, uri: str | None, task: str) ->
         raise BundleError(f"{ids_file}: entity id {dup!r} appears more than once")
     if len(ids) != count:
         raise BundleError(f"{bundle_file}: field 'entities.count' is {count} but {ids_file} holds {len(ids)} ids")
+    if ids_digest(ids) != sha:
+        raise BundleError(f"{bundle_file}: field 'entities.ids_sha256' is {sha} but {ids_file} hashes to {ids_digest(ids)}")
 
     version_id = version_id_from_uri(uri)
     manifest_file = directory / MANIFEST_FILE

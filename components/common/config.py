@@ -122,7 +122,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
         # a task may be worse than production by at most this many seed stds (the larger of the two)
         "max_regression_in_stds": (_nonneg, "a non-negative number", 1.0),
         # the median relative change of the served features of the entities both versions know
-        "max_feature_drift": (_pos_num, "a positive number", 0.25),
+        "max_feature_drift": (_pos_num, "a positive number", 0.5),
         "production_until": (_date, "a date YYYY-MM-DD", "2011-09-01"),  # local demo: the time split
     },
     # A/B experiment preparation (`reprflow ab-prep`).
@@ -150,6 +150,14 @@ SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
             lambda v: _pos_int(v) and v >= 2,
             "an integer of at least 2",
             15,
+        ),
+        # The class names; empty: the product_type_classes most frequent words. A retrain pins
+        # production's, so both versions are measured on the same task.
+        "product_type_labels": (
+            lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v)
+            and len(v) != 1,
+            "a list of distinct class names (empty: derived from the data)",
+            [],
         ),
     },
 }

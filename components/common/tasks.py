@@ -56,10 +56,16 @@ def in_test_split(ids: pd.Series, fraction: float, seed: int) -> np.ndarray:
     return h < np.uint64(int(fraction * 2**32))
 
 
-def product_type(items: pd.DataFrame, n_classes: int, fraction: float, seed: int) -> Task:
+def product_type(
+    items: pd.DataFrame, n_classes: int, fraction: float, seed: int, labels: list[str] | None = None
+) -> Task:
+    """The last word of the description; classes `labels`, or the n_classes most frequent words."""
     word = items["description"].astype(str).str.strip().str.split().str[-1].fillna("").str.upper()
-    top = word[word != ""].value_counts()
-    top = top.sort_index().sort_values(ascending=False, kind="stable").index[:n_classes]
+    if labels:
+        top = pd.Index(labels)
+    else:
+        top = word[word != ""].value_counts()
+        top = top.sort_index().sort_values(ascending=False, kind="stable").index[:n_classes]
     keep = word.isin(top).to_numpy()
     names = np.sort(top.to_numpy())
     labels = np.searchsorted(names, word[keep].to_numpy())
@@ -95,7 +101,7 @@ def build_tasks(interactions: pd.DataFrame, items: pd.DataFrame, config: dict[st
     d = config["downstream"]
     f, s = d["test_fraction"], d["split_seed"]
     tasks = [
-        product_type(items, d["product_type_classes"], f, s),
+        product_type(items, d["product_type_classes"], f, s, d["product_type_labels"]),
         log_price(items, f, s),
         repeat_purchase(interactions, items, f, s),
     ]
@@ -123,7 +129,7 @@ def task_definition(task: Task, config: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": task.kind, "metric": task.metric, "test_fraction": d["test_fraction"],
                            "split_seed": d["split_seed"]}
     if task.name == "product_type":
-        out |= {"product_type_classes": d["product_type_classes"], "labels": list(task.labels)}
+        out["labels"] = list(task.labels)
     if task.name == "repeat_purchase":
         out["history_fraction"] = HISTORY_FRACTION
     return out

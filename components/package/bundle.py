@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from reprflow.components.common.artifacts import atomic_dir, load_npy, read_json, write_json
+from reprflow.components.common.config import SERVED
 from reprflow.components.common.errors import DataError
 from reprflow.components.common.provenance import provenance
 from reprflow.components.common.tasks import Task, build_tasks, task_definition
@@ -38,7 +39,6 @@ from reprflow.components.featurize.fpr import FPRFeaturizer
 from reprflow.components.package.linear_model import LinearModel
 
 SCHEMA = "reprflow.bundle/1"
-SERVED = ("fpr_seedmean", "raw")
 OFFLINE_KEYS = ("downstream_mean", "downstream_std", "per_seed", "churn", "swap_mean")
 
 

@@ -11,17 +11,23 @@ from reprflow.version import IMAGE
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def resolve_production(
     registry: str, config: dict, production: Output[Artifact]
-) -> NamedTuple("Outputs", info=dict, inputs=list):
+) -> NamedTuple("Outputs", info=dict, inputs=list, config=dict):
     """Fetch the current production bundle. info: its version, URI and the pointer generation it was
-    read at (the promotion moves the pointer only from there); inputs: the data it was trained on."""
+    read at (the promotion moves the pointer only from there); inputs: the data it was trained on;
+    config: the run configuration with production's task definitions pinned."""
     from collections import namedtuple
 
     from reprflow.components.common.stage import run_stage
-    from reprflow.components.retrain.promote import resolve_production as resolve
+    from reprflow.components.package.bundle import Bundle
+    from reprflow.components.retrain.promote import pinned_config, resolve_production as resolve
 
-    out = run_stage(lambda cfg: resolve(registry, cfg["retrain"]["name"], production.path), config)
+    def work(cfg: dict) -> tuple:
+        out = resolve(registry, cfg["retrain"]["name"], production.path)
+        return out, pinned_config(cfg, Bundle.load(production.path))
+
+    out, pinned = run_stage(work, config)
     production.metadata.update({k: out[k] for k in ("name", "version", "uri")})
-    return namedtuple("Outputs", ["info", "inputs"])(out, out["inputs"])
+    return namedtuple("Outputs", ["info", "inputs", "config"])(out, out["inputs"], pinned)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

@@ -8,7 +8,9 @@ anchors):
   a histogram), and how much its neighbourhood changed: k-NN overlap@k between the two tables;
 - what the production downstream model does when the candidate's features are fed to it without
   retraining (what happens in production the day the embeddings are refreshed): its test metric
-  on production's features and on the candidate's, and the churn of its predictions.
+  on production's features and on the candidate's, and the churn of its predictions;
+- on the same test rows, the candidate's own model on its own features: the like-for-like
+  comparison of the two versions that the gate uses.
 
 Raw embeddings of two trainings differ by an arbitrary rotation, so their relative change is
 large even when nothing about the items changed; features built from inner products with fixed
@@ -60,8 +62,9 @@ def common_entities(production: Bundle, candidate: Bundle, items: pd.DataFrame) 
 def production_swap(
     production: Bundle, candidate: Bundle, interactions: pd.DataFrame, items: pd.DataFrame, config: dict[str, Any]
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Per task and served representation: production's model on production's features and on the
-    candidate's, on the test rows of the entities both know. Classes are compared by name."""
+    """Per task and served representation, on the test rows of the entities both versions know:
+    production's model on production's features and on the candidate's, and the candidate's model
+    on the candidate's features. Classes are compared by name."""
     common, p_rows, c_rows = common_entities(production, candidate, items)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for task in build_tasks(interactions, common, config):
@@ -69,12 +72,14 @@ def production_swap(
         test = ~task.train
         for rep in SERVED:
             model = production.model(task.name, rep)
+            theirs = task.features(candidate.features[rep][c_rows])[test]
             before = model.predict(task.features(production.features[rep][p_rows])[test])
-            after = model.predict(task.features(candidate.features[rep][c_rows])[test])
+            after = model.predict(theirs)
             out.setdefault(task.name, {})[rep] = {
                 "metric_production": score(task.kind, truth[test], before),
                 "metric_candidate_features": score(task.kind, truth[test], after),
                 "churn": churn(task.kind, before, after, truth[test]),
+                "metric_candidate": score(task.kind, truth[test], candidate.model(task.name, rep).predict(theirs)),
                 "n_test": int(test.sum()),
             }
     return out

@@ -48,6 +48,13 @@ def publish_and_maybe_promote(bundle_dir: str, registry_root: str) -> dict[str, 
             "current_version": pointer.version}
 
 
+def pinned_config(config: dict[str, Any], production: Bundle) -> dict[str, Any]:
+    """The run configuration with production's task definitions pinned (the product-type classes),
+    so that a retrain is measured on the same tasks as production, whatever its data say."""
+    labels = production.meta["tasks"].get("product_type", {}).get("definition", {}).get("labels", [])
+    return config | {"downstream": config["downstream"] | {"product_type_labels": list(labels)}}
+
+
 def resolve_production(registry_root: str, name: str, out_dir: str) -> dict[str, Any]:
     """Fetch the current version of `name` into `out_dir` (verified against its manifest)."""
     registry = registry_for(registry_root)

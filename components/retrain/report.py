@@ -62,17 +62,21 @@ def _sections(summary: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         [rep, f"{d['relative_change_median']:.3f}", f"{d['relative_change_p90']:.3f}",
          f"{next(v for k, v in d.items() if k.startswith('knn_overlap')):.3f}"]
         for rep, d in drift["representations"].items()])
-    swap = t(["task", "representation", "production model on production features",
-              "same model on the candidate's features", "prediction churn"], [
-        [task, rep, f"{v['metric_production']:.4f}", f"{v['metric_candidate_features']:.4f}", f"{v['churn']:.3f}"]
+    swap = t(["task", "representation", "test rows", "production model, production features",
+              "production model, candidate's features (not retrained)", "prediction churn",
+              "candidate model, candidate's features"], [
+        [task, rep, f"{v['n_test']:,}", f"{v['metric_production']:.4f}", f"{v['metric_candidate_features']:.4f}",
+         f"{v['churn']:.3f}", f"{v['metric_candidate']:.4f}"]
         for task, reps in drift["production_model"].items() for rep, v in reps.items()])
-    return [("Gate", checks), ("Offline metrics (retrained per seed: mean ± std over seeds)", tasks),
+    return [("Gate", checks),
+            ("The same test rows (entities both versions know, production's labels): production's model on the "
+             "candidate's features without retraining, and each version's own model", swap),
             (f"Drift of the {drift['entities']['common']:,} entities both versions know", moved),
-            ("Production's downstream models fed the candidate's features, without retraining", swap)]
+            ("Offline metrics of each version on its own data (retrained per seed: mean ± std over seeds)", tasks)]
 
 
 def _headline(summary: dict[str, Any]) -> str:
-    p, c, g = summary["production"], summary["candidate"], summary["gate"]
+    p, g = summary["production"], summary["gate"]
     verdict = "PROMOTE" if g["promote"] else "REJECT: production stays as it is"
     why = "" if g["promote"] else " Why: " + " ".join(g["reasons"])
     return (f"Decision: {verdict}. Production {p['version']} ({p['uri']}); candidate trained on "

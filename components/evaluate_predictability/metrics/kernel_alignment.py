@@ -38,7 +38,7 @@ def _linear_alignment(x: Any, y: Any, names: tuple[str, str] = ("a", "b"), block
     ||Xc'Xc||_F equals ||Xc Xc'||_F; the D x D side is summed over blocks. Constant columns
     centre to exact zeros (see blocks.centred_blocks).
     """
-    (n, dx), (_, dy) = check_matrix(x, names[0]), check_matrix(y, names[1])
+    (_, dx), (_, dy) = check_matrix(x, names[0]), check_matrix(y, names[1])
     xx, yy, xy = np.zeros((dx, dx)), np.zeros((dy, dy)), np.zeros((dx, dy))
     for (_, bx), (_, by) in zip(centred_blocks(x, names[0], block_rows)(), centred_blocks(y, names[1], block_rows)()):
         xx += bx.T @ bx
