@@ -61,7 +61,7 @@ def test_build_tasks_names_and_metrics() -> None:
     rows = [(f"a{c}", f"I{c:02d}", f"c{c}", t) for c in range(n)]
     rows += [(f"b{c}", f"I{(c + 1) % n:02d}", f"c{c}", t + pd.DateOffset(months=12)) for c in range(0, n, 2)]
     inter = pd.DataFrame(rows, columns=["invoice", "item", "customer", "timestamp"]).astype({"customer": "string"})
-    config = {"downstream": {"test_fraction": 0.3, "split_seed": 0, "product_type_classes": 2}}
+    config = {"downstream": {"test_fraction": 0.3, "split_seed": 0, "product_type_classes": 2, "product_type_labels": []}}
     tasks = build_tasks(inter, items, config)
     assert [(t.name, t.metric) for t in tasks] == [("product_type", "accuracy"), ("log_price", "r2"), ("repeat_purchase", "auc")]
     assert tasks[2].y.tolist() == [1 - c % 2 for c in sorted(range(n), key=lambda c: f"c{c}")]
@@ -71,3 +71,14 @@ def test_single_class_split_is_a_clear_error() -> None:
     task = product_type(ITEMS.iloc[:2], n_classes=1, fraction=0.3, seed=0)
     with pytest.raises(DataError, match="task product_type: the (training|test) split"):
         check_task(task)
+
+
+def test_pinned_labels_define_the_classes_whatever_the_counts() -> None:
+    """A retrain measures product type on production's classes, even where its data rank other words first."""
+    words = ["MUG"] * 10 + ["BAG"] * 6 + ["BOX"] * 4 + ["CUP"] * 3
+    items = pd.DataFrame({"item": [f"I{i:02d}" for i in range(len(words))], "description": [f"A {w}" for w in words]})
+    derived = product_type(items, 2, 0.3, 0)
+    assert derived.labels == ("BAG", "MUG")
+    pinned = product_type(items, 2, 0.3, 0, labels=["CUP", "BOX"])
+    assert pinned.labels == ("BOX", "CUP") and len(pinned.rows) == 7
+    assert [pinned.labels[y] for y in pinned.y] == [words[r] for r in pinned.rows]

@@ -104,9 +104,10 @@ def kernel_to_anchors(
 
 
 def _fused_mean_blocks(
-    tables: np.ndarray, seeds: list[_SeedKernel], block_rows: int
+    tables: np.ndarray, seeds: list[_SeedKernel], block_rows: int, out: np.ndarray | None = None
 ) -> Iterator[tuple[slice, np.ndarray]]:
-    """mean_k S_k block by block for the cosine and dot kernels: one matmul over all seeds."""
+    """mean_k S_k block by block for the cosine and dot kernels: one matmul over all seeds, written
+    into out[rows] when `out` (n, m) is given."""
     k, n, d = tables.shape
     weights = np.concatenate([s.anchors for s in seeds], axis=1).T / np.float32(k)  # (K d, m)
     buffer = np.empty((min(block_rows, n), k * d), dtype=np.float32)
@@ -114,12 +115,15 @@ def _fused_mean_blocks(
         rows = slice(start, min(start + block_rows, n))
         x = buffer[: rows.stop - start]
         for i, table in enumerate(tables):
+            source = np.asarray(table[rows], dtype=np.float32)
             part = x[:, i * d : (i + 1) * d]
-            part[...] = table[rows]
-            if seeds[i].kernel == "cosine":  # unit rows in place; zero rows stay zero
-                norm = np.sqrt(np.einsum("ij,ij->i", part, part))[:, None]
-                np.divide(part, norm, out=part, where=norm > 0)
-        yield rows, x @ weights
+            if seeds[i].kernel == "cosine":  # unit rows, written once; zero rows stay zero
+                norm = np.sqrt(np.einsum("ij,ij->i", source, source))[:, None]
+                np.divide(source, np.where(norm > 0, norm, 1), out=part)
+            else:
+                part[...] = source
+        dest = out[rows] if out is not None else np.empty((len(x), weights.shape[1]), dtype=np.float32)
+        yield rows, np.matmul(x, weights, out=dest)
 
 
 def _seed_stat_blocks(
@@ -247,13 +251,14 @@ class FPRFeaturizer:
         return np.stack([kernel_to_anchors(t, rows, self.kernel, block_rows) for t in tables])
 
     def _feature_blocks(
-        self, tables: np.ndarray, ids: Sequence[str], block_rows: int
+        self, tables: np.ndarray, ids: Sequence[str], block_rows: int, out: np.ndarray | None = None
     ) -> Iterator[tuple[slice, np.ndarray]]:
-        """The unbinned features, [mean_k S_k] (+ [std_k S_k]), a block of rows at a time."""
+        """The unbinned features, [mean_k S_k] (+ [std_k S_k]), a block of rows at a time (written
+        into `out` where the computation allows it)."""
         rows = self.anchor_rows(ids)
         seeds = [_SeedKernel.of(t, rows, self.kernel) for t in tables]
         if self.kernel in ("cosine", "dot") and not self.seed_spread:
-            return _fused_mean_blocks(tables, seeds, block_rows)
+            return _fused_mean_blocks(tables, seeds, block_rows, out)
         return _seed_stat_blocks(tables, seeds, self.seed_spread, block_rows)
 
     def transform(self, tables: np.ndarray, ids: Sequence[str], block_rows: int = BLOCK_ROWS) -> np.ndarray:
@@ -263,10 +268,11 @@ class FPRFeaturizer:
         m = len(self.anchors)
         out = np.empty((tables.shape[1], 2 * m if self.seed_spread else m), dtype=np.float32)
         edges = np.array(self.bin_edges) if self.bin_edges else None
-        for rows, block in self._feature_blocks(tables, ids, block_rows):
+        for rows, block in self._feature_blocks(tables, ids, block_rows, out):
             if edges is not None:
                 block[:, :m] = apply_bins(block[:, :m], edges)
-            out[rows] = block
+            if block.base is not out:
+                out[rows] = block
         return out
 
     def to_dict(self) -> dict:

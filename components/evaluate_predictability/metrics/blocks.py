@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from scipy.linalg.blas import dsyrk
 
 BLOCK_ROWS = 16384
 
@@ -60,12 +59,14 @@ def _check_block_rows(block_rows: int) -> int:
 def row_blocks(
     x: Any, name: str, block_rows: int = BLOCK_ROWS, shift: np.ndarray | None = None
 ) -> Iterator[tuple[slice, np.ndarray]]:
-    """(rows, float64 block) pairs in row order; `shift` (D,) is subtracted. Non-finite values raise."""
+    """(rows, float64 block) pairs in row order; `shift` (D,) is subtracted. Non-finite values raise.
+
+    Without `shift`, a block of a float64 array is a view of it: read it, do not write to it."""
     n, _ = check_matrix(x, name)
     step = _check_block_rows(block_rows)
     for start in range(0, n, step):
         rows = slice(start, min(start + step, n))
-        block = np.array(x[rows], dtype=np.float64)
+        block = np.asarray(x[rows], dtype=np.float64) if shift is None else np.array(x[rows], dtype=np.float64)
         if not np.isfinite(block).all():
             raise ValueError(f"{name} contain NaN or inf (rows {rows.start}-{rows.stop - 1})")
         if shift is not None:
@@ -103,12 +104,15 @@ def centred_blocks(
 
 
 def gram(blocks: Iterator[tuple[slice, np.ndarray]], d: int) -> np.ndarray:
-    """X'X (D, D) summed over blocks; symmetric rank-k updates (half the flops of a matmul)."""
-    g = np.zeros((d, d), order="F")
+    """X'X (D, D) summed over blocks.
+
+    NumPy's matmul, not a half-flop symmetric update from scipy.linalg.blas: the two packages
+    bundle separate OpenBLAS builds whose thread pools, used in turn, spin against each other
+    (measured here: the rank-k update took twice as long as the full product)."""
+    g = np.zeros((d, d))
     for _, block in blocks:
-        # dsyrk on block' (Fortran-contiguous view of a C-contiguous block): upper triangle of block'block
-        g = dsyrk(1.0, block.T, beta=1.0, c=g, trans=0, lower=0, overwrite_c=1)
-    return np.triu(g) + np.triu(g, 1).T
+        g += block.T @ block
+    return g
 
 
 def r_factor(blocks: Iterator[tuple[slice, np.ndarray]], width: int) -> np.ndarray:
