@@ -9,14 +9,13 @@ from kfp import dsl
 from kfp.dsl import Artifact, Dataset
 
 from reprflow.components.downstream_train.component import downstream_train
-from reprflow.components.embed.component import collect_embeddings, embed
 from reprflow.components.evaluate_predictability.component import evaluate_predictability
 from reprflow.components.featurize.component import featurize
 from reprflow.components.ingest.component import ingest
 from reprflow.components.package.component import package
-from reprflow.components.pretrain.component import pretrain
 from reprflow.components.report.component import report
 from reprflow.pipelines.placement import placement
+from reprflow.pipelines.steps import embedding_set
 
 PIPELINE_NAME = "reprflow-representation"
 
@@ -33,14 +32,10 @@ def representation_pipeline(resources: Mapping[str, str] | None = None) -> dsl.g
         data_uri: str, config: dict, seeds: list, checkpoint_root: str = ""
     ) -> NamedTuple("Outputs", summary=Dataset, bundle=Artifact):
         """`config` is a validated run configuration; `seeds` fan out in parallel. Outputs: the
-        report's summary folder and the servable bundle (what `reprflow publish` publishes)."""
+        report's summary folder and the servable bundle (what `reprflow run --publish` publishes)."""
         data = place("ingest", ingest, data_uri=data_uri, config=config)
         tables = {"interactions": data.outputs["interactions"], "items": data.outputs["items"]}
-        with dsl.ParallelFor(seeds, name="seeds") as seed:
-            trained = place("pretrain", pretrain, **tables, seed=seed, config=config, checkpoint_root=checkpoint_root)
-            exported = place("embed", embed, model=trained.outputs["model"], items=tables["items"], config=config)
-        collected = place("collect", collect_embeddings, embeddings=dsl.Collected(exported.outputs["embeddings"]),
-                          config=config)
+        collected = embedding_set(place, tables, seeds, config, checkpoint_root)
         features = place("featurize", featurize, embedding_set=collected.outputs["embedding_set"],
                          items=tables["items"], config=config)
         representations = features.outputs["representations"]

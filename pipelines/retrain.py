@@ -11,12 +11,10 @@ from kfp import dsl
 from kfp.dsl import Artifact, Dataset
 
 from reprflow.components.downstream_train.component import downstream_train
-from reprflow.components.embed.component import collect_embeddings, embed
 from reprflow.components.evaluate_predictability.component import evaluate_predictability
 from reprflow.components.featurize.component import featurize_against
 from reprflow.components.ingest.component import ingest
 from reprflow.components.package.component import package
-from reprflow.components.pretrain.component import pretrain
 from reprflow.components.retrain.component import (
     compare_with_production,
     promote_candidate,
@@ -24,6 +22,7 @@ from reprflow.components.retrain.component import (
     retrain_report,
 )
 from reprflow.pipelines.placement import placement
+from reprflow.pipelines.steps import embedding_set
 
 PIPELINE_NAME = "reprflow-retrain"
 
@@ -47,11 +46,7 @@ def retrain_pipeline(resources: Mapping[str, str] | None = None) -> dsl.graph_co
         pinned = production.outputs["config"]
         data = place("ingest", ingest, data_uri=data_uri, base_uris=production.outputs["inputs"], config=pinned)
         tables = {"interactions": data.outputs["interactions"], "items": data.outputs["items"]}
-        with dsl.ParallelFor(seeds, name="seeds") as seed:
-            trained = place("pretrain", pretrain, **tables, seed=seed, config=config, checkpoint_root=checkpoint_root)
-            exported = place("embed", embed, model=trained.outputs["model"], items=tables["items"], config=config)
-        collected = place("collect", collect_embeddings, embeddings=dsl.Collected(exported.outputs["embeddings"]),
-                          config=pinned)
+        collected = embedding_set(place, tables, seeds, config, checkpoint_root, collect_config=pinned)
         features = place("featurize", featurize_against, embedding_set=collected.outputs["embedding_set"],
                          items=tables["items"], production=production.outputs["production"], config=pinned)
         representations = features.outputs["representations"]

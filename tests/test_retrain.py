@@ -177,6 +177,20 @@ def test_retrain_promote_ab_prep_and_reject_through_the_cli(tmp_path: Path, reta
     assert Registry(registry).read_pointer("online-retail").version == versions[1]
     assert len(Registry(registry).list_versions("online-retail")) == 2
 
+    # a batch with a missing column: one line naming the file and the column, nothing left, production as it was
+    bad = tmp_path / "bad-batch"
+    bad.mkdir()
+    (bad / "part-0.csv").write_text("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,CustomerID\n"
+                                    "536365,85123A,X,6,2010-12-01 08:26:00,1\n")
+    third = tmp_path / "third"
+    assert main(["retrain", "--config", str(strict), "--output-dir", str(third), "--registry", str(registry),
+                 "--new-data", str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"reprflow: error: {bad / 'part-0.csv'}: missing column 'UnitPrice' (found: InvoiceNo, StockCode, " \
+                  "Description, Quantity, InvoiceDate, CustomerID)"
+    assert not (third / "artifacts").exists() and not (third / "summary.json").exists()
+    assert Registry(registry).read_pointer("online-retail").version == versions[1]
+
 
 def test_retrain_without_production_or_with_bad_data_fails_in_one_line(tmp_path: Path, retail_path: Path,
                                                                          capsys: pytest.CaptureFixture) -> None:

@@ -49,10 +49,12 @@ def publish_and_maybe_promote(bundle_dir: str, registry_root: str) -> dict[str, 
 
 
 def pinned_config(config: dict[str, Any], production: Bundle) -> dict[str, Any]:
-    """The run configuration with production's task definitions pinned (the product-type classes),
-    so that a retrain is measured on the same tasks as production, whatever its data say."""
+    """The run configuration for a retrain against `production`: its task definitions pinned (the
+    product-type classes), so both are measured on the same tasks whatever the new data say, and
+    no row cap (`data.max_rows` would cut the new batch, which is read after production's data)."""
     labels = production.meta["tasks"].get("product_type", {}).get("definition", {}).get("labels", [])
-    return config | {"downstream": config["downstream"] | {"product_type_labels": list(labels)}}
+    return config | {"data": config["data"] | {"max_rows": 0},
+                     "downstream": config["downstream"] | {"product_type_labels": list(labels)}}
 
 
 def resolve_production(registry_root: str, name: str, out_dir: str) -> dict[str, Any]:
