@@ -57,9 +57,10 @@ def _check_block_rows(block_rows: int) -> int:
 
 
 def row_blocks(
-    x: Any, name: str, block_rows: int = BLOCK_ROWS, shift: np.ndarray | None = None
+    x: Any, name: str, block_rows: int = BLOCK_ROWS, shift: np.ndarray | None = None, check_finite: bool = True
 ) -> Iterator[tuple[slice, np.ndarray]]:
-    """(rows, float64 block) pairs in row order; `shift` (D,) is subtracted. Non-finite values raise.
+    """(rows, float64 block) pairs in row order; `shift` (D,) is subtracted. Non-finite values raise
+    (unless `check_finite` is False: the caller checks a product that any NaN or inf reaches).
 
     Without `shift`, a block of a float64 array is a view of it: read it, do not write to it."""
     n, _ = check_matrix(x, name)
@@ -67,7 +68,7 @@ def row_blocks(
     for start in range(0, n, step):
         rows = slice(start, min(start + step, n))
         block = np.asarray(x[rows], dtype=np.float64) if shift is None else np.array(x[rows], dtype=np.float64)
-        if not np.isfinite(block).all():
+        if check_finite and not np.isfinite(block).all():
             raise ValueError(f"{name} contain NaN or inf (rows {rows.start}-{rows.stop - 1})")
         if shift is not None:
             block -= shift

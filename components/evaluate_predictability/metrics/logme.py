@@ -134,15 +134,19 @@ def _spectrum(features: Any, y: np.ndarray, block_rows: int) -> _Spectrum:
     if y.shape[0] != n:
         raise ValueError(f"features have n={n} rows but targets have n={y.shape[0]}")
     y_sq = np.einsum("ij,ij->j", y, y)
-    if n > d:  # primal: F'F from row blocks, F'y alongside
-        f_y = np.zeros((d, y.shape[1]))
+    if n > d:  # primal: F'F from row blocks, y'F alongside (the cheaper orientation for BLAS)
+        y_f = np.zeros((y.shape[1], d))
 
         def blocks() -> Iterator[tuple[slice, np.ndarray]]:
-            for rows, block in row_blocks(features, "features", block_rows):
-                f_y[:] += block.T @ y[rows]
+            for rows, block in row_blocks(features, "features", block_rows, check_finite=False):
+                y_f[:] += y[rows].T @ block
                 yield rows, block
 
-        lam, v = np.linalg.eigh(gram(blocks(), d))
+        g = gram(blocks(), d)
+        if not np.isfinite(g).all():  # any NaN or inf in F reaches F'F (D x D: cheaper than F itself)
+            raise ValueError("features contain NaN or inf (or values too large to square)")
+        lam, v = np.linalg.eigh(g)
+        f_y = y_f.T
         keep = _kept(lam, n, d)
         v = v[:, keep]
         return _Spectrum(n, d, lam[keep], v.T @ f_y, y_sq, None, lambda coef: v @ coef)
