@@ -66,18 +66,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from reprflow.pipelines.representation import representation_pipeline
 
     config, out, checkpoints = _prepare(args)
-    registry = _registry(args, config, out) if args.publish else None  # checked before hours of training
+    registry = _registry(args, config, out) if args.publish else ""
     outputs, seconds = run_locally(
-        representation_pipeline(LOCAL), out / "artifacts",
-        data_uri=config["data"]["uri"], config=config, seeds=config["seeds"], checkpoint_root=checkpoints,
+        representation_pipeline(LOCAL), out / "artifacts", data_uri=config["data"]["uri"], config=config,
+        seeds=config["seeds"], checkpoint_root=checkpoints, registry=registry, publish=args.publish,
     )
     status = _finish(outputs["summary"], seconds, out)
-    if registry is not None:
-        from reprflow.components.retrain.promote import publish_and_maybe_promote
+    if args.publish:
+        from reprflow.components.common.registry import Registry
 
-        done = publish_and_maybe_promote(str(outputs["bundle"]), registry)
-        state = "current (production)" if done["current"] else f"not current (production is {done['current_version']})"
-        print(f"reprflow: published {done['name']} version {done['version']} at {done['uri']}; {state}")
+        name, reg = config["retrain"]["name"], Registry(registry)
+        latest, current = reg.list_versions(name)[-1], reg.read_pointer(name).version
+        state = "current (production)" if latest == current else f"not current (production is {current})"
+        print(f"reprflow: published {name} version {latest} at {reg.version_uri(name, latest)}; {state}")
     return status
 
 

@@ -35,7 +35,7 @@ def pipeline_parameters(name: str, config: dict[str, Any]) -> dict[str, Any]:
     # On a cluster, checkpoints in the artifact store: a retried pretraining task resumes on any node.
     common = {"data_uri": config["data"]["uri"], "config": config, "checkpoint_root": f"{root}/checkpoints" if root else ""}
     if name == "representation":
-        return common | {"seeds": config["seeds"]}
+        return common | {"seeds": config["seeds"], "registry": config["cluster"]["registry"]}
     if name == "retrain":
         return common | {"seeds": config["seeds"], "registry": config["cluster"]["registry"]}
     if name == "ab-prep":  # the arms are the run's own arguments (--param control=... treatment=...)

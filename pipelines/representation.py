@@ -12,7 +12,7 @@ from reprflow.components.downstream_train.component import downstream_train
 from reprflow.components.evaluate_predictability.component import evaluate_predictability
 from reprflow.components.featurize.component import featurize
 from reprflow.components.ingest.component import ingest
-from reprflow.components.package.component import package
+from reprflow.components.package.component import package, publish_bundle
 from reprflow.components.report.component import report
 from reprflow.pipelines.placement import placement
 from reprflow.pipelines.steps import embedding_set
@@ -29,10 +29,11 @@ def representation_pipeline(resources: Mapping[str, str] | None = None) -> dsl.g
         description="Multi-seed item2vec pretraining, FPR featurization, stability and predictability, downstream models.",
     )
     def pipeline(
-        data_uri: str, config: dict, seeds: list, checkpoint_root: str = ""
+        data_uri: str, config: dict, seeds: list, checkpoint_root: str = "", registry: str = "", publish: bool = False
     ) -> NamedTuple("Outputs", summary=Dataset, bundle=Artifact):
         """`config` is a validated run configuration; `seeds` fan out in parallel. Outputs: the
-        report's summary folder and the servable bundle (what `reprflow run --publish` publishes)."""
+        report's summary folder and the servable bundle, which `publish` publishes to `registry`
+        (as production when the registry has none yet: how a first production version is made)."""
         data = place("ingest", ingest, data_uri=data_uri, config=config)
         tables = {"interactions": data.outputs["interactions"], "items": data.outputs["items"]}
         collected = embedding_set(place, tables, seeds, config, checkpoint_root)
@@ -46,6 +47,8 @@ def representation_pipeline(resources: Mapping[str, str] | None = None) -> dsl.g
         bundle = place("package", package, embedding_set=collected.outputs["embedding_set"],
                        featurizer=features.outputs["featurizer"], results=results.outputs["results"],
                        dataset_stats=data.outputs["Output"], config=config, **tables)
+        with dsl.If(publish == True, name="publish"):  # noqa: E712 (a DSL condition)
+            place("promote", publish_bundle, bundle=bundle.outputs["bundle"], registry=registry, config=config)
         return NamedTuple("Outputs", summary=Dataset, bundle=Artifact)(summary.outputs["summary"],
                                                                       bundle.outputs["bundle"])
 

@@ -21,7 +21,6 @@ from reprflow.components.common.errors import DataError
 from reprflow.components.common.registry import Registry
 from reprflow.components.common.storage import local_copy
 from reprflow.components.ingest.ingest import DATE_FORMATS, read_table
-from reprflow.components.retrain.promote import publish_and_maybe_promote
 from reprflow.pipelines.local_runner import run_locally
 from reprflow.pipelines.representation import representation_pipeline
 from reprflow.pipelines.retrain import retrain_pipeline
@@ -53,13 +52,14 @@ def split_by_time(source: str, until: str, max_rows: int, out_dir: Path) -> tupl
 
 def bootstrap(config: dict[str, Any], production_data: Path, out: Path, registry: str, checkpoints: str) -> dict:
     """Train, package and publish the first production version from `production_data`."""
-    outputs, seconds = run_locally(
+    _, seconds = run_locally(
         representation_pipeline(None), out / "artifacts", data_uri=str(production_data),
         config=config | {"data": config["data"] | {"uri": str(production_data)}}, seeds=config["seeds"],
-        checkpoint_root=checkpoints)
-    published = publish_and_maybe_promote(str(outputs["bundle"]), registry)
-    log.info("bootstrap: %s in %.0f s", published, seconds)
-    return {**published, "seconds": seconds}
+        checkpoint_root=checkpoints, registry=registry, publish=True)
+    name, reg = config["retrain"]["name"], Registry(registry)
+    version = reg.read_pointer(name).version
+    log.info("bootstrap: production %s in %.0f s", version, seconds)
+    return {"name": name, "version": version, "uri": reg.version_uri(name, version), "seconds": seconds}
 
 
 def retrain_locally(config: dict[str, Any], out: Path, registry: str, data: str | None, checkpoints: str) -> dict:

@@ -90,7 +90,10 @@ def test_compiled_pipeline_structure(tmp_path: Path) -> None:
     doc, _ = load(tmp_path / "representation.yaml")
     tasks = doc["root"]["dag"]["tasks"]
     assert set(tasks) == {"ingest", "for-loop-1", "collect-embeddings", "featurize", "evaluate-predictability",
-                          "downstream-train", "report", "package"}
+                          "downstream-train", "report", "package", "condition-2"}
+    publish = tasks["condition-2"]  # publishing the bundle only when asked to
+    assert publish["taskInfo"]["name"] == "publish" and publish["triggerPolicy"]["condition"].endswith("== true")
+    assert set(doc["components"]["comp-condition-2"]["dag"]["tasks"]) == {"publish-bundle"}
     loop = tasks["for-loop-1"]
     assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--seeds"
     inner = doc["components"]["comp-for-loop-1"]["dag"]["tasks"]

@@ -19,8 +19,23 @@ REP_KEYS = {"logme", "kernel_alignment", "downstream_mean", "downstream_std", "c
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory, retail_path: Path) -> Path:
     out = tmp_path_factory.mktemp("run")
-    assert main(["run", "--config", str(TINY), "--data", str(retail_path), "--output-dir", str(out)]) == 0
+    assert main(["run", "--config", str(TINY), "--data", str(retail_path), "--output-dir", str(out), "--publish",
+                 "--registry", str(out / "registry")]) == 0
     return out
+
+
+@pytest.mark.pipeline
+def test_publish_makes_the_first_bundle_production(run_dir: Path) -> None:
+    from reprflow.components.common.registry import Registry
+    from reprflow.components.package.bundle import Bundle
+
+    registry = Registry(run_dir / "registry")
+    (version,) = registry.list_versions("online-retail")
+    assert registry.read_pointer("online-retail").version == version
+    registry.fetch("online-retail", "current", run_dir / "fetched")
+    bundle = Bundle.load(run_dir / "fetched")
+    assert set(bundle.meta["tasks"]) == {"product_type", "log_price", "repeat_purchase"}
+    assert bundle.meta["provenance"]["seeds"] == [0, 1, 2] and bundle.features["fpr_seedmean"].shape[1] == 32
 
 
 @pytest.mark.pipeline

@@ -39,3 +39,12 @@ def fetch_bundle(reference: str, registry: str, config: dict, bundle: Output[Art
     uri = run_stage(lambda cfg: fetch(reference, registry, cfg["retrain"]["name"], bundle.path), config)
     bundle.metadata["uri"] = uri
     return uri
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def publish_bundle(bundle: Input[Artifact], registry: str, config: dict) -> dict:
+    """Publish the bundle as a new version; it becomes production (current) only if there is none."""
+    from reprflow.components.common.stage import run_stage
+    from reprflow.components.retrain.promote import publish_and_maybe_promote
+
+    return run_stage(lambda cfg: publish_and_maybe_promote(bundle.path, registry), config)
