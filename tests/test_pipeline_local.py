@@ -68,6 +68,16 @@ def test_summary_has_the_contracted_schema_and_real_numbers(run_dir: Path) -> No
         for agreement in s["selection"][task].values():
             assert set(agreement) == {"kendall_tau", "weighted_tau"}
             assert agreement["kendall_tau"] is None or -1 <= agreement["kendall_tau"] <= 1
+    from reprflow.components.featurize.variants import VARIANTS
+
+    single = {f"{v} / single seed" for v, kw in VARIANTS.items() if not (kw.get("seed_spread") or kw.get("quantile_bins"))}
+    assert set(s["featurizers"]) == single | {f"{v} / seed mean" for v in VARIANTS}
+    for variant, per_task in s["featurizers"].items():
+        assert set(per_task) == set(s["tasks"]), variant
+        assert all(np.isfinite(v) for r in per_task.values() for v in r.values()), variant
+    # the configured featurizer is the family's "cosine" row: the same numbers as the fpr representations
+    assert s["featurizers"]["cosine / seed mean"]["log_price"]["downstream_mean"] == pytest.approx(
+        s["tasks"]["log_price"]["representations"]["fpr_seedmean"]["downstream_mean"], abs=1e-6)
     for rep in ("raw", "fpr"):
         assert set(s["homogeneity"][rep]) == {"dot", "mlp", "proxy"}
         for decoder in s["homogeneity"][rep].values():
@@ -79,6 +89,7 @@ def test_artifacts_are_left_under_the_output_dir(run_dir: Path) -> None:
     html = (run_dir / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5 and "<script" not in html.lower()
     assert "# reprflow run summary" in (run_dir / "report.md").read_text()
+    assert "The featurizer family" in html and "cosine, k-means++ anchors / seed mean" in html
     embedding_sets = list((run_dir / "artifacts").glob("*/collect-embeddings/embedding_set/embeddings.npy"))
     assert len(embedding_sets) == 1
     stack = np.load(embedding_sets[0], allow_pickle=False)

@@ -94,6 +94,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
         "seed_spread": (lambda v: isinstance(v, bool), "true or false", False),
         "quantile_bins": (lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2),
                           "0 (off) or an integer of at least 2", 0),
+        # also score the whole featurizer family (featurize/variants.py) in the run's report
+        "compare_variants": (lambda v: isinstance(v, bool), "true or false", False),
     },
     "evaluate": {"knn_k": (_pos_int, "a positive integer", 10)},
     # Model selection (`reprflow select`): the grid of candidate embeddings, dims x windows x negatives.

@@ -16,6 +16,7 @@ from reprflow.components.common.tasks import build_tasks
 from reprflow.components.downstream_train.models import ensemble_study, seed_study
 from reprflow.components.downstream_train.next_item import homogeneity_study, next_item_task
 from reprflow.components.featurize.run import load_representations
+from reprflow.components.featurize.variants import variant_study
 
 log = logging.getLogger(__name__)
 HOMOGENEITY_REPRESENTATIONS = ("raw", "fpr")  # two-tower training per seed is the costly part
@@ -25,7 +26,7 @@ def run_downstream(
     representations_dir: str, interactions_path: str, items_path: str, config: dict[str, Any], results_path: str
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    reps, _, rep_meta = load_representations(representations_dir)
+    reps, ids, rep_meta = load_representations(representations_dir)
     interactions, items = read_interactions(interactions_path), read_items(items_path)
     tasks = build_tasks(interactions, items, config)
     results: dict[str, Any] = {}
@@ -46,9 +47,14 @@ def run_downstream(
     for name in HOMOGENEITY_REPRESENTATIONS:
         homogeneity[name] = homogeneity_study(next_item, reps[name])
         log.info("next item / %s: %s", name, homogeneity[name])
+    featurizers = None
+    if config["featurize"]["compare_variants"]:
+        featurizers = variant_study(reps["raw"], ids, items["baskets"].to_numpy(), config["featurize"]["anchors"], tasks)
+        log.info("featurizer family: %d variants scored", len(featurizers))
     out = {
         "tasks": results,
         "homogeneity": homogeneity,
+        "featurizers": featurizers,
         "meta": provenance(config, seeds=rep_meta["seeds"], inputs={"representations": representations_dir},
                            duration_s=time.perf_counter() - started),
     }

@@ -65,6 +65,7 @@ def build_summary(
         "tasks": tasks,
         "leaderboard": leaderboard(tasks),
         "selection": predictability_agreement(tasks),
+        **({"featurizers": downstream["featurizers"]} if downstream.get("featurizers") else {}),
     }
 
 
@@ -110,6 +111,15 @@ def _agreement_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]
     return head, rows
 
 
+def _featurizer_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Variant x task: retrained mean / churn / swapped (the featurizer family, when it was scored)."""
+    family = summary.get("featurizers") or {}
+    tasks = list(summary["tasks"])
+    rows = [[name, *(f"{r[t]['downstream_mean']:.3f} / {r[t]['churn']:.3f} / {r[t]['swap_mean']:.3f}" for t in tasks)]
+            for name, r in family.items()]
+    return ["featurizer (retrained / churn / swapped)", *tasks], rows
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     s_head, s_rows, t_head, t_rows = _table_rows(summary)
 
@@ -134,6 +144,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         table(*_leaderboard_rows(summary)),
         "## Do the predictability scores rank the representations as the downstream models do?",
         table(*_agreement_rows(summary)),
+        *(["## The featurizer family", table(*_featurizer_rows(summary))] if summary.get("featurizers") else []),
         "## Next item: dot-product (homogeneous) vs MLP (heterogeneous) decoder",
         "proxy: the mean-history dot product on the representation itself, with no training.",
         table(*_homogeneity_rows(summary)),
@@ -149,6 +160,14 @@ def render_figures(summary: dict[str, Any]) -> dict[str, bytes]:
         "tradeoff": tradeoff_plot(summary["tasks"]),
         "agreement": agreement_plot(summary["selection"], "Does the score rank the representations as downstream does?"),
     }
+
+
+def _featurizer_section(summary: dict[str, Any], table: Any) -> str:
+    if not summary.get("featurizers"):
+        return ""
+    return ("<h3>The featurizer family</h3><p>Every FPR variant fitted on this run's embeddings and scored like the "
+            "representations above: single-seed features and the seed mean (leave-one-seed-out).</p>"
+            + table(*_featurizer_rows(summary)))
 
 
 def render_html(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
@@ -193,6 +212,7 @@ served another seed's representation without retraining, as happens when embeddi
 what it keeps when served another seed without retraining (x), and the churn of its predictions
 between seeds.</p>
 {img(figures['tradeoff'], 'accuracy against churn and swap')}
+{_featurizer_section(summary, table)}
 <h2>Leaderboard</h2>
 {table(*_leaderboard_rows(summary))}
 <h2>Predictability and downstream results</h2>

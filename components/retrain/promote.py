@@ -50,10 +50,12 @@ def publish_and_maybe_promote(bundle_dir: str, registry_root: str) -> dict[str, 
 
 def pinned_config(config: dict[str, Any], production: Bundle) -> dict[str, Any]:
     """The run configuration for a retrain against `production`: its task definitions pinned (the
-    product-type classes), so both are measured on the same tasks whatever the new data say, and
-    no row cap (`data.max_rows` would cut the new batch, which is read after production's data)."""
+    product-type classes), so both are measured on the same tasks whatever the new data say; no row
+    cap (`data.max_rows` would cut the new batch, which is read after production's data); and no
+    featurizer-family study (a retrain keeps production's featurizer)."""
     labels = production.meta["tasks"].get("product_type", {}).get("definition", {}).get("labels", [])
     return config | {"data": config["data"] | {"max_rows": 0},
+                     "featurize": config["featurize"] | {"compare_variants": False},  # production's featurizer
                      "downstream": config["downstream"] | {"product_type_labels": list(labels)}}
 
 
