@@ -13,7 +13,6 @@ sample size is then `sample_size.two_proportions(p_c, p_t, alpha, power, r)`.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import math
@@ -30,6 +29,7 @@ from reprflow.components.ab_prep.comparability import jaccard
 from reprflow.components.ab_prep.sample_size import SampleSize, two_proportions
 from reprflow.components.common.artifacts import atomic_dir, write_json
 from reprflow.components.common.errors import ReprflowError
+from reprflow.components.report.render import html_table, img, markdown_table
 from reprflow.version import IMAGE, __version__
 
 HANDOFF_SCHEMA = "reprflow.handoff/1"
@@ -260,18 +260,17 @@ def _key_numbers(doc: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _check_rows(doc: dict[str, Any]) -> list[list[str]]:
+    return [[c["check"], "yes" if c["passed"] else "no", c["detail"]] for c in doc["comparability"]]
+
+
 def render_markdown(doc: dict[str, Any]) -> str:
     """The handoff as Markdown: key numbers, arms, checks, assumptions."""
-    def row(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
     lines = [f"# A/B handoff: {doc['treatment']['registry_name']}, task {doc['task']['name']}", "",
              f"Schema `{doc['schema']}`, created {doc['created_at']}.", ""]
     lines += [f"- **{k}**: {v}" for k, v in _key_numbers(doc)]
-    lines += ["", "## Arms", "", row(ARM_HEAD), row(["---"] * len(ARM_HEAD))]
-    lines += [row(r) for r in _arm_rows(doc)]
-    lines += ["", "## Comparability checks", "", row(["check", "passed", "detail"]), row(["---"] * 3)]
-    lines += [row([c["check"], "yes" if c["passed"] else "no", c["detail"]]) for c in doc["comparability"]]
+    lines += ["", "## Arms", "", markdown_table(ARM_HEAD, _arm_rows(doc))]
+    lines += ["", "## Comparability checks", "", markdown_table(["check", "passed", "detail"], _check_rows(doc))]
     lines += ["", "## Assumptions", ""] + [f"- {a}" for a in doc["assumptions"]]
     lines += ["", "## Sample size formula", "", f"`{doc['sample_size']['formula']}`", ""]
     return "\n".join(lines)
@@ -281,16 +280,9 @@ def render_html(doc: dict[str, Any], figure: bytes) -> str:
     """A self-contained page: one inline PNG, no scripts, no external resources."""
     esc = html.escape
 
-    def table(head: list[str], rows: list[list[str]]) -> str:
-        th = "".join(f"<th>{esc(h)}</th>" for h in head)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
     keys = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in _key_numbers(doc))
-    checks = [[c["check"], "yes" if c["passed"] else "no", c["detail"]] for c in doc["comparability"]]
     assumptions = "".join(f"<li>{esc(a)}</li>" for a in doc["assumptions"])
-    data = base64.b64encode(figure).decode()
-    img = f'<img alt="units per arm against relative lift" src="data:image/png;base64,{data}">'
+    picture = img(figure, "units per arm against relative lift")
     title = f"A/B handoff: {doc['treatment']['registry_name']}, task {doc['task']['name']}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
@@ -309,13 +301,13 @@ handoff is <code>handoff.json</code> next to this page.</p>
 <h2>Arms</h2>
 <p>Offline {esc(doc['task']['metric'])} of task {esc(doc['task']['name'])} on each arm's served representation,
 over its pretraining seeds.</p>
-{table(ARM_HEAD, _arm_rows(doc))}
+{html_table(ARM_HEAD, _arm_rows(doc))}
 <h2>Sample size against the true lift</h2>
 <p>Units per arm needed if the online lift differs from the offline effect (dashed line).</p>
-{img}
+{picture}
 <p><code>{esc(doc['sample_size']['formula'])}</code></p>
 <h2>Comparability checks</h2>
-{table(["check", "passed", "detail"], checks)}
+{html_table(["check", "passed", "detail"], _check_rows(doc))}
 <h2>Assumptions</h2>
 <ul>{assumptions}</ul>
 </body></html>

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 from reprflow.components.common.artifacts import atomic_dir, read_json, write_json
 from reprflow.components.report.plots import agreement_plot
+from reprflow.components.report.render import html_table, img, markdown_table
 
 
 def build_selection_summary(dataset: dict, scores: dict) -> dict[str, Any]:
@@ -43,18 +43,12 @@ def render_selection_markdown(summary: dict) -> str:
     parts = ["# reprflow model selection", "Candidates sorted by their downstream test metric; every "
              "predictability metric computed before training, on the training split."]
     for title, head, rows in _rows(summary):
-        parts += [f"## {title}", "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-                                          + ["| " + " | ".join(r) + " |" for r in rows])]
+        parts += [f"## {title}", markdown_table(head, rows)]
     return "\n\n".join(parts) + "\n"
 
 
 def render_selection_html(summary: dict, figure: bytes) -> str:
-    sections = []
-    for title, head, rows in _rows(summary):
-        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        sections.append(f"<h2>{html.escape(title)}</h2><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>")
-    img = f'<img alt="rank agreement" src="data:image/png;base64,{base64.b64encode(figure).decode()}">'
+    sections = [f"<h2>{html.escape(title)}</h2>{html_table(head, rows)}" for title, head, rows in _rows(summary)]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reprflow model selection</title>
 <style>body {{ font-family: sans-serif; max-width: 1200px; margin: 2em auto; }}
@@ -63,7 +57,7 @@ th {{ background: #f4f4f4; }} img {{ max-width: 100%; }}</style></head><body>
 <h1>reprflow model selection</h1>
 <p>Each candidate embedding is scored by every predictability metric before any downstream model is
 trained, then a downstream model is trained on it. "random" is a Gaussian control.</p>
-{img}
+{img(figure, "rank agreement")}
 {''.join(sections)}
 </body></html>
 """

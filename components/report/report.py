@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import html
 from typing import Any
 
 import numpy as np
 
 from reprflow.components.model_selection.rank_agreement import rank_agreement
+from reprflow.components.report.render import html_table, img, markdown_table
 from reprflow.components.report.plots import agreement_plot, churn_plot, downstream_plot, stability_plot, tradeoff_plot
 
 SUMMARY_KEYS = ("logme", "kernel_alignment", "downstream_mean", "downstream_std", "churn", "swap_mean")
@@ -123,31 +123,27 @@ def _featurizer_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]
 def render_markdown(summary: dict[str, Any]) -> str:
     s_head, s_rows, t_head, t_rows = _table_rows(summary)
 
-    def table(head: list[str], rows: list[list[str]]) -> str:
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
     d = summary["dataset"]
     return "\n\n".join([
         "# reprflow run summary",
         f"{d['rows']:,} interactions, {d['items']:,} items, {d['baskets']:,} baskets, "
         f"{d['customers']:,} customers; seeds {summary['seeds']}; "
         f"{summary['timings_s'].get('total', sum(summary['timings_s'].values())):.0f} s.",
-        "## Stability across pretraining seeds", table(s_head, s_rows),
+        "## Stability across pretraining seeds", markdown_table(s_head, s_rows),
         "## Predictability and downstream results",
         "logme and kernel_alignment are computed before any downstream model is trained; "
         "downstream_mean/std are the test metric over one model per seed; churn is how much those "
         "models' predictions differ; swap_mean is the test metric of a model served another seed's "
         "representation without retraining.",
-        table(t_head, t_rows),
+        markdown_table(t_head, t_rows),
         "## Leaderboard: representations by retrained test metric",
-        table(*_leaderboard_rows(summary)),
+        markdown_table(*_leaderboard_rows(summary)),
         "## Do the predictability scores rank the representations as the downstream models do?",
-        table(*_agreement_rows(summary)),
-        *(["## The featurizer family", table(*_featurizer_rows(summary))] if summary.get("featurizers") else []),
+        markdown_table(*_agreement_rows(summary)),
+        *(["## The featurizer family", markdown_table(*_featurizer_rows(summary))] if summary.get("featurizers") else []),
         "## Next item: dot-product (homogeneous) vs MLP (heterogeneous) decoder",
         "proxy: the mean-history dot product on the representation itself, with no training.",
-        table(*_homogeneity_rows(summary)),
+        markdown_table(*_homogeneity_rows(summary)),
     ]) + "\n"
 
 
@@ -162,25 +158,17 @@ def render_figures(summary: dict[str, Any]) -> dict[str, bytes]:
     }
 
 
-def _featurizer_section(summary: dict[str, Any], table: Any) -> str:
+def _featurizer_section(summary: dict[str, Any]) -> str:
     if not summary.get("featurizers"):
         return ""
     return ("<h3>The featurizer family</h3><p>Every FPR variant fitted on this run's embeddings and scored like the "
             "representations above: single-seed features and the seed mean (leave-one-seed-out).</p>"
-            + table(*_featurizer_rows(summary)))
+            + html_table(*_featurizer_rows(summary)))
 
 
 def render_html(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
     """A self-contained page: inline PNG plots, no scripts, no external resources."""
     s_head, s_rows, t_head, t_rows = _table_rows(summary)
-
-    def table(head: list[str], rows: list[list[str]]) -> str:
-        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-    def img(png: bytes, alt: str) -> str:
-        return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
     d = summary["dataset"]
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in summary["timings_s"].items())
@@ -201,7 +189,7 @@ Seeds: {html.escape(str(summary['seeds']))}. Timings: {html.escape(timings)}.</p
 <p>raw: each seed's embeddings; fpr: each seed's cosine kernel to the anchor items;
 fpr_seedmean: the kernel averaged over the other seeds.</p>
 {img(figures['stability'], 'stability across seeds')}
-{table(s_head, s_rows)}
+{html_table(s_head, s_rows)}
 <h2>Downstream: retrain and swap stability</h2>
 <p>Dots: one model per pretraining seed, trained and tested on that seed. Crosses: the same models
 served another seed's representation without retraining, as happens when embeddings are refreshed.</p>
@@ -212,20 +200,20 @@ served another seed's representation without retraining, as happens when embeddi
 what it keeps when served another seed without retraining (x), and the churn of its predictions
 between seeds.</p>
 {img(figures['tradeoff'], 'accuracy against churn and swap')}
-{_featurizer_section(summary, table)}
+{_featurizer_section(summary)}
 <h2>Leaderboard</h2>
-{table(*_leaderboard_rows(summary))}
+{html_table(*_leaderboard_rows(summary))}
 <h2>Predictability and downstream results</h2>
 <p>logme (evidence per sample) and kernel_alignment (centred) are computed before any downstream
 model is trained. Below: how well each score ranks the representations as the downstream models
 do (Kendall and weighted tau; the ensemble has no single feature table and is left out).</p>
-{table(t_head, t_rows)}
+{html_table(t_head, t_rows)}
 {img(figures['agreement'], 'rank agreement')}
-{table(*_agreement_rows(summary))}
+{html_table(*_agreement_rows(summary))}
 <h2>Next item: encoder/decoder homogeneity</h2>
 <p>Two-tower decoders on frozen item representations, one per pretraining seed: dot-product
 fusion (homogeneous with item2vec) and MLP fusion (heterogeneous); proxy is the mean-history dot
 product with no training. top10_churn: how much the top-10 lists change between seeds.</p>
-{table(*_homogeneity_rows(summary))}
+{html_table(*_homogeneity_rows(summary))}
 </body></html>
 """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 from typing import Any
 
@@ -13,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from reprflow.components.report.plots import png  # noqa: E402
+from reprflow.components.report.render import html_table, img, markdown_table  # noqa: E402
 
 COLORS = {"raw": "#d62728", "fpr_seedmean": "#2ca02c"}
 
@@ -40,17 +40,8 @@ def drift_plot(drift: dict[str, Any]) -> bytes:
     return png(fig)
 
 
-def _table(head: list[str], rows: list[list[str]], markdown: bool) -> str:
-    if markdown:
-        return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-                         + ["| " + " | ".join(r) + " |" for r in rows])
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _sections(summary: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
-    t = lambda head, rows: _table(head, rows, markdown)  # noqa: E731
+    t = markdown_table if markdown else html_table
     checks = t(["check", "passed", "detail"], [[c["check"], "yes" if c["passed"] else "NO", c["detail"]]
                                               for c in summary["gate"]["checks"]])
     tasks = t(["task", "metric", "representation", "production", "candidate"], [
@@ -92,7 +83,6 @@ def render_markdown(summary: dict[str, Any]) -> str:
 
 def render_html(summary: dict[str, Any], figure: bytes) -> str:
     sections = "".join(f"<h2>{html.escape(title)}</h2>{table}" for title, table in _sections(summary, markdown=False))
-    img = f'<img alt="drift" src="data:image/png;base64,{base64.b64encode(figure).decode()}">'
     color = "#2ca02c" if summary["gate"]["promote"] else "#d62728"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reprflow retrain</title>
@@ -103,7 +93,7 @@ th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }} th {{ b
 img {{ max-width: 100%; }}</style></head><body>
 <h1>reprflow retrain</h1>
 <p class="decision">{html.escape(_headline(summary))}</p>
-{img}
+{img(figure, "drift")}
 {sections}
 </body></html>
 """
