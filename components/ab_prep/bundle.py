@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from reprflow.components.common.errors import ReprflowError
+from reprflow.components.common.registry import NAME_PATTERN, VERSION_PATTERN
 from reprflow.components.package.bundle import OFFLINE_KEYS, SERVED, ids_digest
 from reprflow.components.package.bundle import SCHEMA as BUNDLE_SCHEMA
 
@@ -23,9 +24,7 @@ MANIFEST_FILE = "MANIFEST.json"  # written next to a version's files by Registry
 KINDS = ("multiclass", "regression", "binary")
 METRICS = ("accuracy", "r2", "auc")
 PROVENANCE_KEYS = ("code_version", "image", "config_hash", "seeds", "inputs", "created_at")
-_VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{10}$")  # as components/common/registry.py
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # registry artifact names
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
@@ -94,7 +93,7 @@ def version_id_from_uri(uri: str | None) -> str | None:
     if not uri:
         return None
     last = uri.rstrip("/").rsplit("/", 1)[-1]
-    return last if _VERSION.match(last) else None
+    return last if VERSION_PATTERN.match(last) else None
 
 
 def check_task_entry(bundle_file: Path, doc: dict[str, Any], task: str, served: str) -> None:
@@ -139,7 +138,7 @@ def load_bundle(directory: str | Path, role: str, uri: str | None, task: str) ->
         raise BundleError(f"{bundle_file}: field 'schema' must be {BUNDLE_SCHEMA!r}, got {_short(schema)}")
 
     name = _get(doc, "name", bundle_file)
-    _expect(isinstance(name, str) and bool(_NAME.match(name)), bundle_file, "name",
+    _expect(isinstance(name, str) and bool(NAME_PATTERN.match(name)), bundle_file, "name",
             "a registry name (letters, digits, '.', '_', '-')", name)
     served = _get(doc, "served_representation", bundle_file)
     _expect(served in SERVED, bundle_file, "served_representation", f"one of {', '.join(SERVED)}", served)

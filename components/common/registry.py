@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "MANIFEST.json"
 POINTER = "CURRENT.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{10}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # artifact names
+VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{10}$")  # version ids
 
 
 class VersionNotFound(StorageError):
@@ -278,9 +278,9 @@ class Registry:
 
     @staticmethod
     def _check(name: str, version_id: str | None = None) -> None:
-        if not _NAME.match(name):
+        if not NAME_PATTERN.match(name):
             raise ReprflowError(f"artifact name {name!r}: use letters, digits, '.', '_' and '-'")
-        if version_id is not None and not _VERSION.match(version_id):
+        if version_id is not None and not VERSION_PATTERN.match(version_id):
             raise VersionNotFound(f"{version_id!r}: not a version id (YYYYMMDDTHHMMSS.ffffffZ-<10 hex>)")
 
     def version_uri(self, name: str, version_id: str) -> str:
