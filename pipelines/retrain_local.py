@@ -20,7 +20,7 @@ import pandas as pd
 from reprflow.components.common.errors import DataError
 from reprflow.components.common.registry import Registry
 from reprflow.components.common.storage import local_copy
-from reprflow.components.ingest.ingest import DATE_FORMATS, read_table
+from reprflow.components.ingest.ingest import parse_dates, read_table
 from reprflow.pipelines.local_runner import run_locally
 from reprflow.pipelines.representation import representation_pipeline
 from reprflow.pipelines.retrain import retrain_pipeline
@@ -32,9 +32,7 @@ def split_by_time(source: str, until: str, max_rows: int, out_dir: Path) -> tupl
     """Write the rows before `until` and the rest as two inputs; returns (production file, batch folder)."""
     with local_copy(source) as path:
         df = read_table(path, source, max_rows or None)
-    when = pd.to_datetime(df["InvoiceDate"].astype(str).str.strip(), format=DATE_FORMATS[0], errors="coerce")
-    for fmt in DATE_FORMATS[1:]:
-        when = when.fillna(pd.to_datetime(df["InvoiceDate"].astype(str).str.strip(), format=fmt, errors="coerce"))
+    when = parse_dates(source, df)
     cut = pd.Timestamp(until)
     before = (when < cut).to_numpy()
     if before.all() or not before.any():

@@ -98,7 +98,8 @@ def _numbers(source: str, df: pd.DataFrame, column: str, integer: bool) -> pd.Se
     return values.astype("int64" if integer else "float64")
 
 
-def _dates(source: str, df: pd.DataFrame) -> pd.Series:
+def parse_dates(source: str, df: pd.DataFrame) -> pd.Series:
+    """The InvoiceDate column as timestamps (either accepted format); DataError naming a bad value."""
     raw = df["InvoiceDate"]
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = raw
@@ -133,7 +134,7 @@ def clean_rows(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.Series, 
     item = df["StockCode"].astype(str).str.strip().str.upper()
     quantity = _numbers(source, df, "Quantity", integer=True)
     price = _numbers(source, df, "UnitPrice", integer=False)
-    timestamp = _dates(source, df)
+    timestamp = parse_dates(source, df)
     customer = _customers(source, df)
 
     cancelled = invoice.str.upper().str.startswith("C")

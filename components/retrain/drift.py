@@ -60,14 +60,15 @@ def common_entities(production: Bundle, candidate: Bundle, items: pd.DataFrame) 
 
 
 def production_swap(
-    production: Bundle, candidate: Bundle, interactions: pd.DataFrame, items: pd.DataFrame, config: dict[str, Any]
+    production: Bundle, candidate: Bundle, interactions: pd.DataFrame,
+    common: tuple[pd.DataFrame, np.ndarray, np.ndarray], config: dict[str, Any],
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Per task and served representation, on the test rows of the entities both versions know:
-    production's model on production's features and on the candidate's, and the candidate's model
-    on the candidate's features. Classes are compared by name."""
-    common, p_rows, c_rows = common_entities(production, candidate, items)
+    """Per task and served representation, on the test rows of the entities both versions know
+    (`common`, from common_entities): production's model on production's features and on the
+    candidate's, and the candidate's model on the candidate's features. Classes are compared by name."""
+    common_items, p_rows, c_rows = common
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for task in build_tasks(interactions, common, config):
+    for task in build_tasks(interactions, common_items, config):
         truth = np.asarray(task.labels, dtype=object)[task.y] if task.labels else task.y
         test = ~task.train
         for rep in SERVED:
@@ -89,11 +90,12 @@ def compute_drift(
     production: Bundle, candidate: Bundle, interactions: pd.DataFrame, items: pd.DataFrame, config: dict[str, Any]
 ) -> dict[str, Any]:
     """Entity drift of every served representation and the production model's swap, as one record."""
-    _, p_rows, c_rows = common_entities(production, candidate, items)
+    common = common_entities(production, candidate, items)
+    _, p_rows, c_rows = common
     k = config["evaluate"]["knn_k"]
     return {
         "entities": {"production": len(production.ids), "candidate": len(candidate.ids), "common": len(p_rows)},
         "representations": {rep: entity_drift(production.features[rep][p_rows], candidate.features[rep][c_rows], k)
                             for rep in SERVED},
-        "production_model": production_swap(production, candidate, interactions, items, config),
+        "production_model": production_swap(production, candidate, interactions, common, config),
     }
