@@ -136,3 +136,10 @@ def test_retrain_promotes_only_when_the_gate_passes(tmp_path: Path) -> None:
     assert inner["promote-candidate"]["cachingOptions"] == {} and tasks["resolve-production"]["cachingOptions"] == {}
     ingest = tasks["ingest"]["inputs"]["parameters"]["base_uris"]["taskOutputParameter"]
     assert ingest == {"outputParameterKey": "inputs", "producerTask": "resolve-production"}
+
+
+def test_the_command_line_knows_every_pipeline() -> None:
+    from reprflow.pipelines.cli import PIPELINE_NAMES
+    from reprflow.pipelines.compile import PIPELINES
+
+    assert tuple(PIPELINES) == PIPELINE_NAMES
