@@ -75,6 +75,27 @@ def time_median(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tupl
     return statistics.median(times), times, result
 
 
+def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+                     ) -> dict[str, tuple[float, list[float], object]]:
+    """time_median for several functions whose times are compared, run in rounds.
+
+    Each round calls every function once, starting one further along each round, so a machine
+    that speeds up or slows down during the run (a shared VM does) shifts every function alike
+    instead of whichever ran in that stretch. Returns name -> (median s, all s, last result)."""
+    names = list(fns)
+    results: dict[str, object] = {}
+    for _ in range(warmup):
+        for name in names:
+            results[name] = fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            results[name] = fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(times[name]), times[name], results[name]) for name in names}
+
+
 def print_table(title: str, rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     vwidth = max(len(v) for _, v in rows)

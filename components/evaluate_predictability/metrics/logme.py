@@ -49,7 +49,7 @@ sorted label order, or an (n, C) float matrix (regression C = 1, multi-label
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,21 +135,11 @@ def _spectrum(features: Any, y: np.ndarray, block_rows: int) -> _Spectrum:
         raise ValueError(f"features have n={n} rows but targets have n={y.shape[0]}")
     y_sq = np.einsum("ij,ij->j", y, y)
     if n > d:  # primal: F'F from row blocks, y'F alongside (the cheaper orientation for BLAS)
-        y_f = np.zeros((y.shape[1], d))
-
-        def blocks() -> Iterator[tuple[slice, np.ndarray]]:
-            for rows, block in row_blocks(features, "features", block_rows, check_finite=False):
-                y_f[:] += y[rows].T @ block
-                yield rows, block
-
-        g = gram(blocks(), d)
-        if not np.isfinite(g).all():  # any NaN or inf in F reaches F'F (D x D: cheaper than F itself)
-            raise ValueError("features contain NaN or inf (or values too large to square)")
+        g, y_f = gram(features, "features", block_rows, cross=y)
         lam, v = np.linalg.eigh(g)
-        f_y = y_f.T
         keep = _kept(lam, n, d)
         v = v[:, keep]
-        return _Spectrum(n, d, lam[keep], v.T @ f_y, y_sq, None, lambda coef: v @ coef)
+        return _Spectrum(n, d, lam[keep], v.T @ y_f.T, y_sq, None, lambda coef: v @ coef)
     f = next(row_blocks(features, "features", n))[1]  # dual: n <= D, F is no bigger than F'F
     lam, u = np.linalg.eigh(f @ f.T)
     keep = _kept(lam, n, d)

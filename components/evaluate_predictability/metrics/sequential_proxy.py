@@ -188,7 +188,6 @@ def _top_k_blocks(
     e: np.ndarray, queries: SequentialQueries, k: int, exclude_history: bool, block_queries: int
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yields (start, stop, top) with top (stop - start, k) item indices, best first."""
-    n = e.shape[0]
     h = mean_history(e, queries)
     neg_et = -e.T  # ascending order of H(-E') is descending order of scores
     for start in range(0, queries.n_queries, block_queries):
