@@ -64,15 +64,7 @@ def time_median(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tupl
     """Median wall time (time.perf_counter) of `repeats` calls after `warmup` untimed calls.
 
     Returns (median seconds, all timed seconds, the last call's result)."""
-    result = None
-    for _ in range(warmup):
-        result = fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times, result
+    return time_interleaved({"fn": fn}, repeats, warmup)["fn"]
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1

@@ -55,6 +55,13 @@ class Bundle:
         return f"{self.uri.rstrip('/')}/{rel}"
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from None
+
+
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
 
@@ -128,10 +135,7 @@ def load_bundle(directory: str | Path, role: str, uri: str | None, task: str) ->
         raise BundleError(f"{directory}: the {role} bundle is not a directory")
     if not bundle_file.is_file():
         raise BundleError(f"{bundle_file}: missing; the {role} bundle has no {BUNDLE_FILE}")
-    try:
-        doc = json.loads(bundle_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{bundle_file}: not valid JSON ({exc})") from None
+    doc = _read_json(bundle_file)
     _expect(isinstance(doc, dict), bundle_file, "(top level)", "an object", doc)
     schema = doc.get("schema")
     if schema != BUNDLE_SCHEMA:
@@ -176,10 +180,7 @@ def load_bundle(directory: str | Path, role: str, uri: str | None, task: str) ->
     ids_file = directory / IDS_FILE
     if not ids_file.is_file():
         raise BundleError(f"{ids_file}: missing; the {role} bundle has no entity ids")
-    try:
-        ids = json.loads(ids_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{ids_file}: not valid JSON ({exc})") from None
+    ids = _read_json(ids_file)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise BundleError(f"{ids_file}: must be a list of entity id strings, got {_short(ids)}")
     if len(set(ids)) != len(ids):
