@@ -29,15 +29,37 @@ class PipelineFailed(ReprflowError):
     """A task failed; the message is the stage's own one-line reason when it gave one."""
 
 
+def _outermost_missing(path: Path) -> Path | None:
+    """The outermost of `path` and its parents that does not exist yet (None if `path` exists)."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
+def _remove_empty(path: Path, created: Path | None) -> None:
+    """Remove `path` and its parents up to `created` (the folders this run made) while they are empty."""
+    if created is None:
+        return
+    for p in (path, *path.parents):
+        if not p.is_dir() or any(p.iterdir()):
+            return
+        p.rmdir()
+        if p == created:
+            return
+
+
 def run_locally(pipeline: Callable[..., Any], pipeline_root: Path, **arguments: Any) -> tuple[dict[str, Path], float]:
     """Run `pipeline(**arguments)` under SubprocessRunner in the current environment.
 
     Returns the local paths of the pipeline's output artifacts by name ("Output" for a pipeline
-    with one) and the wall time. On failure the
-    run's own directory under `pipeline_root` is removed (what was there before is untouched) and
-    PipelineFailed carries the failing stage's reason.
+    with one) and the wall time. On failure the run's own directory under `pipeline_root` is
+    removed, then whichever folders on the way to it this call created and left empty; what was
+    there before is untouched. PipelineFailed carries the failing stage's reason.
     """
-    created_root = not pipeline_root.exists()
+    created = _outermost_missing(pipeline_root)
     pipeline_root.mkdir(parents=True, exist_ok=True)
     before = set(pipeline_root.iterdir())
     scratch = tempfile.mkdtemp(prefix="reprflow-local-")
@@ -58,8 +80,7 @@ def run_locally(pipeline: Callable[..., Any], pipeline_root: Path, **arguments: 
     except Exception as exc:
         for path in set(pipeline_root.iterdir()) - before:
             shutil.rmtree(path, ignore_errors=True)
-        if created_root and not any(pipeline_root.iterdir()):
-            pipeline_root.rmdir()
+        _remove_empty(pipeline_root, created)
         reason = Path(error_file).read_text(encoding="utf-8").strip().splitlines()
         raise PipelineFailed(reason[-1] if reason else ANSI.sub("", f"pipeline failed: {exc}")) from exc
     finally:

@@ -105,11 +105,16 @@ def test_artifacts_are_left_under_the_output_dir(run_dir: Path) -> None:
 def test_bad_data_fails_with_one_line_reason_and_leaves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,CustomerID\n536365,85123A,X,6,2010-12-01 08:26:00,1\n")
-    out = tmp_path / "out"
+    out = tmp_path / "new" / "out"
     assert main(["run", "--config", str(TINY), "--data", str(bad), "--output-dir", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f"reprflow: error: {bad}: missing column 'UnitPrice' (found: InvoiceNo, StockCode, Description, Quantity, InvoiceDate, CustomerID)"
-    assert not (out / "artifacts").exists() and not (out / "summary.json").exists()
+    assert not (tmp_path / "new").exists()  # not even the empty folders the run created
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("the user's")
+    assert main(["run", "--config", str(TINY), "--data", str(bad), "--output-dir", str(mine)]) == 1
+    assert [p.name for p in mine.iterdir()] == ["keep.txt"]
 
 
 def test_missing_data_file_and_bad_config_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
