@@ -496,6 +496,10 @@ def main(argv: list[str] | None = None) -> int:
     except ReprflowError as exc:
         print(f"reprflow: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # an output folder that cannot be made, a full disk: the path and the reason
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"reprflow: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

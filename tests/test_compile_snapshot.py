@@ -105,6 +105,13 @@ def test_compiled_pipeline_structure(tmp_path: Path) -> None:
     assert all("pip install" not in " ".join(e["container"]["command"]) for e in doc["deploymentSpec"]["executors"].values())
 
 
+def test_unwritable_output_dir_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["compile", "--output-dir", str(blocker / "out")]) == 1
+    assert capsys.readouterr().err.strip() == f"reprflow: error: {blocker / 'out'}: Not a directory"
+
+
 def test_compile_with_config_sets_parameter_defaults(tmp_path: Path) -> None:
     config = Path(__file__).resolve().parents[1] / "configs" / "online_retail.yaml"
     main(["compile", "--output-dir", str(tmp_path), "--config", str(config)])
