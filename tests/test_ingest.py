@@ -106,6 +106,14 @@ def test_missing_file_and_unsupported_type(tmp_path: Path) -> None:
         ingest(str(other))
 
 
+def test_a_binary_file_is_named_with_its_header_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "blob.csv"
+    path.write_bytes(b"\x00\x01garbage" + b"x" * 100)
+    with pytest.raises(DataError) as err:
+        ingest(str(path))
+    assert str(err.value) == f"{path}: missing column 'InvoiceNo' (found: \\x00\\x01garbage{'x' * 45}...)"
+
+
 def test_clean_is_pure_on_frames() -> None:
     df = pd.DataFrame([r.split(",") for r in GOOD_ROWS], columns=HEADER.strip().split(","))
     before = df.copy()

@@ -72,10 +72,15 @@ def read_table(path: Path, source: str, max_rows: int | None = None) -> pd.DataF
         raise DataError(f"{source}: cannot read as a table ({type(exc).__name__}: {exc})") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        raise DataError(
-            f"{source}: missing column '{missing[0]}' (found: {', '.join(map(str, df.columns))})"
-        )
+        found = ", ".join(_printable(str(c)) for c in df.columns)
+        raise DataError(f"{source}: missing column '{missing[0]}' (found: {found})")
     return df
+
+
+def _printable(text: str, limit: int = 60) -> str:
+    """`text` for an error line: control bytes escaped (a binary file's "header"), long text cut."""
+    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _bad_value(source: str, df: pd.DataFrame, column: str, bad: pd.Series, what: str) -> DataError:
