@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import datetime
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,10 @@ SERVED = ("fpr_seedmean", "raw")  # representations a published version serves (
 
 
 def _integral(v: Any) -> Any:
-    """KFP passes dict parameters as protobuf Structs, whose numbers are all floats: 16 -> 16.0."""
+    """KFP passes dict parameters as protobuf Structs, whose numbers are all floats: 16 -> 16.0.
+    YAML reads an unquoted 2011-09-01 as a date; the configuration holds it as the string."""
+    if isinstance(v, datetime.date):
+        return v.isoformat()
     return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
@@ -56,8 +61,6 @@ def _nonneg(v: Any) -> bool:
 
 
 def _date(v: Any) -> bool:
-    import datetime
-
     try:
         datetime.date.fromisoformat(v)
     except (TypeError, ValueError):
@@ -118,8 +121,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
     )},
     # Triggered retraining (`reprflow retrain`, the retrain pipeline) and its promotion gate.
     "retrain": {
-        "name": (lambda v: isinstance(v, str) and v.replace("-", "").isalnum(), "a name of letters, digits and -",
-                 "online-retail"),
+        "name": (lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9-]+", v) is not None,
+                 "a name of ASCII letters, digits and -", "online-retail"),
         "representation": (lambda v: v in SERVED, f"one of {', '.join(SERVED)}", "fpr_seedmean"),
         # a task may be worse than production by at most this many seed stds (the larger of the two)
         "max_regression_in_stds": (_nonneg, "a non-negative number", 1.0),
@@ -169,7 +172,7 @@ def validate_config(raw: Any, source: str = "<config>") -> dict[str, Any]:
     """Fill defaults and check every field; ConfigError names the source, the field and the value."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the configuration must be a mapping, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(SCHEMA))
+    unknown = sorted(set(raw) - set(SCHEMA), key=str)
     if unknown:
         raise ConfigError(f"{source}: unknown section {unknown[0]!r} (known: {', '.join(SCHEMA)})")
     config: dict[str, Any] = {}
@@ -182,10 +185,11 @@ def validate_config(raw: Any, source: str = "<config>") -> dict[str, Any]:
                 raise ConfigError(f"{source}: field '{section}' must be {allowed}, got {value!r}")
             config[section] = value
             continue
-        given = raw.get(section) or {}
+        given = raw.get(section)
+        given = {} if given is None else given
         if not isinstance(given, dict):
             raise ConfigError(f"{source}: section '{section}' must be a mapping, got {given!r}")
-        unknown = sorted(set(given) - set(fields))
+        unknown = sorted(set(given) - set(fields), key=str)
         if unknown:
             raise ConfigError(
                 f"{source}: unknown field '{section}.{unknown[0]}' (known: {', '.join(fields)})"
@@ -205,6 +209,13 @@ def validate_config(raw: Any, source: str = "<config>") -> dict[str, Any]:
     return config
 
 
+def _one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's problem and where, without its multi-line excerpt of the file."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read and validate a YAML run configuration."""
     path = Path(path)
@@ -212,6 +223,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML ({_one_line(exc)})") from None
     return validate_config(raw, str(path))
