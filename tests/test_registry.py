@@ -168,6 +168,42 @@ def test_resolve_and_names_are_checked(registry: Registry, tmp_path: Path) -> No
         registry.resolve(f"{registry.root}/representation/{v.version_id}")
     with pytest.raises(Exception, match="artifact name '../x'"):
         registry.publish("../x", tmp_path / "model", PROVENANCE)
+    with pytest.raises(Exception, match="artifact name 'x\\\\n'"):
+        registry.publish("x\n", tmp_path / "model", PROVENANCE)
+    with pytest.raises(VersionNotFound, match="not a version id"):
+        registry.get_version("representation", v.version_id + "\n")
+
+
+def test_a_file_that_fetch_would_refuse_is_not_published(registry: Registry, tmp_path: Path) -> None:
+    src = make_dir(tmp_path / "model")
+    (src / "a\\b.txt").write_text("x")
+    with pytest.raises(Exception, match=r"a\\b.txt: a file name with a backslash cannot be published"):
+        registry.publish("representation", src, PROVENANCE)
+    assert registry.list_versions("representation") == []
+
+
+def test_a_staging_folder_is_not_a_version(tmp_path: Path) -> None:
+    """A publisher killed between writing the staged manifest and the rename leaves its staging folder."""
+    registry = Registry(tmp_path / "registry")
+    v = registry.publish("representation", make_dir(tmp_path / "model"), PROVENANCE)
+    versions = Path(registry.root) / "representation" / "versions"
+    staged = versions / f".{v.version_id}.abc123"
+    staged.mkdir()
+    (staged / MANIFEST).write_text("{}")
+    assert registry.list_versions("representation") == [v.version_id]
+
+
+def test_damaged_local_json_is_a_named_storage_error(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry")
+    v = registry.publish("representation", make_dir(tmp_path / "model"), PROVENANCE)
+    pointer = Path(registry.pointer_uri("representation"))
+    pointer.write_text("[1]")
+    with pytest.raises(StorageError, match=f"{pointer}: not a pointer"):
+        registry.read_pointer("representation")
+    manifest = Path(v.uri) / MANIFEST
+    manifest.write_text("{not json")
+    with pytest.raises(StorageError, match=f"{manifest}: not valid JSON"):
+        registry.get_version("representation", v.version_id)
 
 
 ROUNDS = 30

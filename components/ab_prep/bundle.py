@@ -100,7 +100,7 @@ def version_id_from_uri(uri: str | None) -> str | None:
     if not uri:
         return None
     last = uri.rstrip("/").rsplit("/", 1)[-1]
-    return last if VERSION_PATTERN.match(last) else None
+    return last if VERSION_PATTERN.fullmatch(last) else None
 
 
 def check_task_entry(bundle_file: Path, doc: dict[str, Any], task: str, served: str) -> None:
@@ -142,7 +142,7 @@ def load_bundle(directory: str | Path, role: str, uri: str | None, task: str) ->
         raise BundleError(f"{bundle_file}: field 'schema' must be {BUNDLE_SCHEMA!r}, got {_short(schema)}")
 
     name = _get(doc, "name", bundle_file)
-    _expect(isinstance(name, str) and bool(NAME_PATTERN.match(name)), bundle_file, "name",
+    _expect(isinstance(name, str) and bool(NAME_PATTERN.fullmatch(name)), bundle_file, "name",
             "a registry name (letters, digits, '.', '_', '-')", name)
     served = _get(doc, "served_representation", bundle_file)
     _expect(served in SERVED, bundle_file, "served_representation", f"one of {', '.join(SERVED)}", served)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,20 +24,45 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         yield staging
+        _put_in_place(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if final.exists():
-        shutil.rmtree(final) if final.is_dir() else final.unlink()
-    os.replace(staging, final)
+
+
+def _put_in_place(staging: Path, final: Path, attempts: int = 100) -> None:
+    """Rename `staging` to `final`. Whatever is at `final` is first renamed aside and then removed;
+    with concurrent writers of the same `final` the last rename wins. An attempt fails only when
+    another writer's rename succeeded in between, so the loop ends once the others are done."""
+    for _ in range(attempts):
+        if final.exists() or final.is_symlink():
+            aside = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+            try:
+                os.rename(final, aside)
+            except FileNotFoundError:
+                pass  # another writer moved it first
+            else:
+                shutil.rmtree(aside) if aside.is_dir() and not aside.is_symlink() else aside.unlink()
+        try:
+            os.replace(staging, final)
+            return
+        except OSError as exc:  # another writer's folder landed in between: move that one aside too
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise
+    raise OSError(errno.EBUSY, "other writers kept replacing it", str(final))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename), keys in insertion order."""
+    """Write JSON atomically (a temp file of its own + rename), keys in insertion order."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:  # the umask's permissions, unlike mkstemp's 0600
+            f.write(json.dumps(obj, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: str | os.PathLike) -> Any:

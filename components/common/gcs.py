@@ -310,7 +310,7 @@ class GCS:
         """
         dest = Path(local_path)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        problem = ""
+        problem, replaced = "", False
         for attempt in range(1, self.integrity_attempts + 1):
             info = self.stat(uri)
             if info is None:
@@ -325,16 +325,18 @@ class GCS:
                     os.replace(tmp, dest)
                     log.info("downloaded %s (%d bytes, crc32c %s)", uri, info.size, got)
                     return info
-                problem = f"received crc32c {got}, object has {info.crc32c}"
+                problem, replaced = f"received crc32c {got}, object has {info.crc32c}", False
+            except api_exceptions.NotFound:  # that generation was replaced after the stat: stat again
+                problem, replaced = f"generation {info.generation} was replaced during the read", True
             except DataCorruption as exc:
-                problem = _short(exc, 160)
+                problem, replaced = _short(exc, 160), False
             except Exception as exc:
                 raise self._error(uri, "download", exc) from exc
             finally:
                 tmp.unlink(missing_ok=True)
-            log.warning("%s: download attempt %d damaged (%s)", uri, attempt, problem)
-        raise ChecksumMismatch(f"{uri}: download failed {self.integrity_attempts} times with a checksum mismatch "
-                               f"({problem}); nothing was written to {dest}")
+            log.warning("%s: download attempt %d failed (%s)", uri, attempt, problem)
+        error = StorageError if replaced else ChecksumMismatch
+        raise error(f"{uri}: download failed {self.integrity_attempts} times ({problem}); nothing was written to {dest}")
 
     def read_bytes(self, uri: str) -> tuple[bytes, ObjectInfo] | None:
         """The object's bytes and the generation they belong to, or None when absent."""
@@ -387,7 +389,7 @@ class GCS:
 
     def list(self, prefix_uri: str) -> list[ObjectInfo]:
         """Every object whose name starts with the prefix, sorted by name."""
-        bucket, prefix = split_gcs_uri(prefix_uri)
+        bucket, prefix = split_gcs_uri(prefix_uri, name_required=False)
         try:
             blobs = list(self.client.list_blobs(bucket, prefix=prefix, retry=self._retry, timeout=self.timeout_s))
         except Exception as exc:

@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "MANIFEST.json"
 POINTER = "CURRENT.json"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # artifact names
-VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{10}$")  # version ids
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # artifact names (use fullmatch)
+VERSION_PATTERN = re.compile(r"\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{10}")  # version ids (use fullmatch)
 
 
 class VersionNotFound(StorageError):
@@ -110,6 +110,9 @@ def _scan(local_dir: Path) -> tuple[FileEntry, ...]:
         raise ReprflowError(f"{local_dir}: no files to publish")
     if any(e.path == MANIFEST for e in entries):
         raise ReprflowError(f"{local_dir}/{MANIFEST}: the registry writes this file itself; rename it")
+    for e in entries:  # fetch refuses these: a backslash is a separator elsewhere
+        if "\\" in e.path:
+            raise ReprflowError(f"{local_dir / e.path}: a file name with a backslash cannot be published")
     return entries
 
 
@@ -122,7 +125,7 @@ def version_id_for(files: tuple[FileEntry, ...], when: datetime) -> str:
 def _safe_rel(path: str, where: str) -> str:
     parts = Path(path).parts
     if not path or Path(path).is_absolute() or ".." in parts or "\\" in path:
-        raise StorageError(f"{where}: file path {path!r} in the manifest escapes the version")
+        raise StorageError(f"{where}: file path {path!r} escapes the version (no '..', absolute path or '\\')")
     return path
 
 
@@ -173,7 +176,10 @@ class _LocalBackend:
         path = self.root / rel
         if not path.is_file():
             return None
-        obj = read_json(path)
+        try:
+            obj = read_json(path)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StorageError(f"{path}: not valid JSON ({exc})") from exc
         return obj, int(obj.get("generation", 1)) if isinstance(obj, dict) else 1
 
     def fetch_file(self, rel: str, dest: Path) -> None:
@@ -184,7 +190,10 @@ class _LocalBackend:
 
     def version_ids(self, rel_dir: str) -> list[str]:
         d = self.root / rel_dir
-        return sorted(p.name for p in d.iterdir() if (p / MANIFEST).is_file()) if d.is_dir() else []
+        if not d.is_dir():
+            return []
+        # a staging folder (.<id>.xxxx) holds its manifest just before its rename
+        return sorted(p.name for p in d.iterdir() if VERSION_PATTERN.fullmatch(p.name) and (p / MANIFEST).is_file())
 
     @contextlib.contextmanager
     def _locked(self, rel: str) -> Iterator[None]:
@@ -256,7 +265,7 @@ class _GcsBackend:
         prefix = self.uri(rel_dir) + "/"
         ids = {i.uri[len(prefix):].split("/", 1)[0] for i in self.gcs.list(prefix)
                if i.uri.endswith(f"/{MANIFEST}") and i.uri[len(prefix):].count("/") == 1}
-        return sorted(ids)
+        return sorted(i for i in ids if VERSION_PATTERN.fullmatch(i))
 
     def cas_json(self, rel: str, obj: dict[str, Any], expected_generation: int) -> int:
         try:
@@ -278,9 +287,9 @@ class Registry:
 
     @staticmethod
     def _check(name: str, version_id: str | None = None) -> None:
-        if not NAME_PATTERN.match(name):
+        if not NAME_PATTERN.fullmatch(name):
             raise ReprflowError(f"artifact name {name!r}: use letters, digits, '.', '_' and '-'")
-        if version_id is not None and not VERSION_PATTERN.match(version_id):
+        if version_id is not None and not VERSION_PATTERN.fullmatch(version_id):
             raise VersionNotFound(f"{version_id!r}: not a version id (YYYYMMDDTHHMMSS.ffffffZ-<10 hex>)")
 
     def version_uri(self, name: str, version_id: str) -> str:
@@ -366,6 +375,8 @@ class Registry:
         got = self._backend.read_json(f"{name}/{POINTER}")
         if got is None:
             return Pointer(None, 0)
+        if not isinstance(got[0], dict):
+            raise StorageError(f"{self.pointer_uri(name)}: not a pointer (a JSON object with \"version\")")
         return Pointer(got[0].get("version"), got[1])
 
     def move_pointer(self, name: str, version_id: str, expected: Pointer) -> Pointer:

@@ -14,12 +14,12 @@ from reprflow.components.common.errors import DataError
 log = logging.getLogger(__name__)
 
 
-def split_gcs_uri(uri: str) -> tuple[str, str]:
-    """'gs://bucket/a/b' -> ('bucket', 'a/b')."""
+def split_gcs_uri(uri: str, name_required: bool = True) -> tuple[str, str]:
+    """'gs://bucket/a/b' -> ('bucket', 'a/b'); 'gs://bucket/' -> ('bucket', '') if not `name_required`."""
     if not uri.startswith("gs://"):
         raise ValueError(f"not a gs:// URI: {uri!r}")
     bucket, _, name = uri[len("gs://") :].partition("/")
-    if not bucket or not name:
+    if not bucket or (name_required and not name):
         raise DataError(f"{uri}: a gs:// URI needs a bucket and an object name")
     return bucket, name
 

@@ -1,0 +1,75 @@
+"""Artifact writes are whole or absent, also with several writers of the same path; no pickles."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reprflow.components.common.artifacts import atomic_dir, load_npy, write_json
+
+
+def test_atomic_dir_replaces_a_folder_or_a_file_and_a_failure_keeps_the_old_one(tmp_path: Path) -> None:
+    final = tmp_path / "out"
+    final.write_text("a file")
+    with atomic_dir(final) as staging:
+        (staging / "a.txt").write_text("1")
+    assert [p.name for p in final.iterdir()] == ["a.txt"]
+    with pytest.raises(RuntimeError):
+        with atomic_dir(final) as staging:
+            (staging / "b.txt").write_text("2")
+            raise RuntimeError("stage failed")
+    assert [p.name for p in final.iterdir()] == ["a.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left
+
+
+def _hammer(work, threads: int = 4) -> list[BaseException]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # collected: a thread's exception would otherwise be lost
+            errors.append(exc)
+
+    pool = [threading.Thread(target=run) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return errors
+
+
+def test_concurrent_writers_of_one_folder_leave_one_whole_folder(tmp_path: Path) -> None:
+    final = tmp_path / "fetched"
+
+    def write_20_times() -> None:
+        for _ in range(20):
+            with atomic_dir(final) as staging:
+                for i in range(20):
+                    (staging / f"f{i}.txt").write_text("x" * 1000)
+
+    assert _hammer(write_20_times) == []
+    assert sorted(p.name for p in final.iterdir()) == sorted(f"f{i}.txt" for i in range(20))
+    assert [p.name for p in tmp_path.iterdir()] == ["fetched"]
+
+
+def test_concurrent_json_writers_leave_one_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+
+    def write_200_times() -> None:
+        for i in range(200):
+            write_json(path, {"i": i, "pad": "x" * 5000})
+
+    assert _hammer(write_200_times) == []
+    assert json.loads(path.read_text())["i"] == 199
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_load_npy_refuses_pickled_objects(tmp_path: Path) -> None:
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        load_npy(tmp_path / "obj.npy")
