@@ -90,6 +90,21 @@ def test_quantile_binning_is_fitted_once_and_stored() -> None:
     assert again == feat and np.array_equal(again.transform(TABLES, IDS), out)
     edges = quantile_edges(np.arange(10.0)[:, None], 2)
     assert apply_bins(np.array([[0.0], [4.4], [4.6], [9.0]]), edges).ravel().tolist() == [0, 0, 1, 1]
+    # 11 values: the median is a data value, the edge lies midway between it and the next one
+    assert quantile_edges(np.arange(11.0)[:, None], 2).tolist() == [[5.5]]
+
+
+def test_binned_features_are_blockwise_exact_and_seed_order_invariant_when_an_edge_meets_a_sample() -> None:
+    """n = 901 with 10 bins: (n - 1) q is whole, so a linear-interpolation edge would be a sample's
+    own value, and float32 rounding that differs with the block size would move it across."""
+    n = 901
+    tables = np.random.default_rng(1).normal(size=(3, n, 16)).astype(np.float32)
+    ids = [f"i{i}" for i in range(n)]
+    feat = FPRFeaturizer.fit(ids, np.ones(n), 20, tables=tables, quantile_bins=10)
+    whole = feat.transform(tables, ids)
+    for block_rows in (1, 7, 64):
+        np.testing.assert_array_equal(feat.transform(tables, ids, block_rows=block_rows), whole)
+    np.testing.assert_array_equal(feat.transform(tables[[1, 2, 0]], ids), whole)
 
 
 def test_kmeanspp_anchors_are_deterministic_distinct_and_spread_out() -> None:
@@ -105,6 +120,25 @@ def test_kmeanspp_anchors_are_deterministic_distinct_and_spread_out() -> None:
     skewed = TABLES.copy()
     skewed[0] = TABLES[0] @ (np.eye(D) + np.triu(np.ones((D, D)), 1)).astype(np.float32)
     assert not np.allclose(FEAT.transform(skewed, IDS), FEAT.transform(TABLES, IDS), atol=1e-3)
+
+
+def test_kmeanspp_never_repeats_an_anchor_when_only_duplicates_are_left() -> None:
+    rows = np.repeat(RNG.normal(size=(5, 4)), 4, axis=0).astype(np.float32)  # 5 points, 4 copies each
+    ids = [f"i{i}" for i in range(20)]
+    for kernel in ("cosine", "dot", "rbf"):
+        assert len(set(kmeanspp_anchors(rows[None], ids, np.ones(20), 8, kernel))) == 8
+
+
+def test_rbf_is_exact_far_from_the_origin() -> None:
+    """|x|^2 + |a|^2 - 2 x.a cancels in float32 when the table sits far from 0; the kernel does not move."""
+    table = (1000.0 + np.random.default_rng(2).normal(size=(2000, 32))).astype(np.float32)
+    rows = np.arange(16)
+    got = kernel_to_anchors(table, rows, "rbf")
+    e = table.astype(np.float64)
+    sq = ((e[:, None, :] - e[rows][None]) ** 2).sum(-1)
+    h = np.median(sq[:: max(1, 2000 // 4096)])
+    np.testing.assert_allclose(got, np.exp(-sq / h), atol=1e-5)
+    np.testing.assert_allclose(got, kernel_to_anchors(table - np.float32(1000.0), rows, "rbf"), atol=1e-5)
 
 
 def test_invariant_to_seed_order_and_deterministic() -> None:

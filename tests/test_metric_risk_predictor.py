@@ -337,6 +337,17 @@ def test_risk_from_features_recovers_the_population_curves() -> None:
     assert np.linalg.norm(out["signal"]) == pytest.approx(np.linalg.norm(beta), rel=0.01)
 
 
+def test_a_direction_too_small_for_beta_is_not_in_sigma_either() -> None:
+    """Column 2 at relative variance ~1e-15: below N eps (dropped when fitting beta*) but above
+    p eps. Sigma must drop it too, so the rank is 2 and the ridgeless peak sits at n = 2."""
+    rng = np.random.default_rng(3)
+    f = rng.standard_normal((20_000, 3))
+    f[:, 2] *= 3e-8
+    out = risk_from_features(f, f[:, 0] + 0.1 * rng.standard_normal(20_000), np.array([2, 3, 10]), lam=0.0)
+    assert out["eigenvalues"][2] == 0.0 and out["signal"][2] == pytest.approx(0.0, abs=1e-12)
+    assert np.isinf(out["ridge"].total[0]) and np.isfinite(out["ridge"].total[1:]).all()
+
+
 def test_risk_from_features_splits_residual_by_the_given_noise() -> None:
     feats, coords, ev, _ = rotated_gaussian(20_000, seed=8)
     rng = np.random.default_rng(9)

@@ -63,28 +63,40 @@ def rbf_bandwidth(table: np.ndarray, anchor_rows: np.ndarray) -> float:
 @dataclass(frozen=True)
 class _SeedKernel:
     """k(., a) against one seed's anchors: the anchor rows (unit rows for cosine), their squared
-    norms and the rbf bandwidth, all fixed by the seed's table."""
+    norms and the rbf bandwidth, all fixed by the seed's table.
+
+    For rbf the rows and anchors are first moved by the anchors' mean (`centre`): |x - a|^2 does
+    not change, and |x|^2 + |a|^2 - 2 x.a no longer cancels in float32 when the table sits far
+    from the origin. The centre turns with the table, so orthogonal invariance is kept."""
 
     kernel: str
     anchors: np.ndarray  # (m, d) float32
     anchor_sq: np.ndarray  # (m,) float32
     bandwidth: float
+    centre: np.ndarray | None = None  # (d,) float32, rbf only
 
     @classmethod
     def of(cls, table: np.ndarray, anchor_rows: np.ndarray, kernel: str) -> "_SeedKernel":
         if kernel not in KERNELS:
             raise ValueError(f"unknown kernel {kernel!r} (known: {', '.join(KERNELS)})")
-        anchors = np.asarray(table[anchor_rows], dtype=np.float32)
+        anchors = np.asarray(table[anchor_rows], dtype=np.float64)
+        centre = None
         if kernel == "cosine":
             anchors = _unit_rows(anchors)
+        elif kernel == "rbf":
+            centre = anchors.mean(axis=0)
+            anchors = anchors - centre
+            centre = centre.astype(np.float32)
         h = rbf_bandwidth(table, anchor_rows) if kernel == "rbf" else 1.0
-        return cls(kernel, anchors, (anchors.astype(np.float64) ** 2).sum(1).astype(np.float32), h)
+        return cls(kernel, anchors.astype(np.float32), (anchors**2).sum(1).astype(np.float32), h, centre)
 
     def block(self, rows: np.ndarray) -> np.ndarray:
         """S = k(rows, anchors) for a block of rows (b, d): (b, m) float32."""
         x = np.asarray(rows, dtype=np.float32)
         if self.kernel == "cosine":
             x = _unit_rows(x)
+        elif self.centre is not None:
+            x = x - self.centre
         s = x @ self.anchors.T
         if self.kernel == "rbf":
             sq = (x**2).sum(1, keepdims=True) + self.anchor_sq[None] - 2 * s
@@ -163,9 +175,15 @@ def kmeanspp_anchors(tables: np.ndarray, ids: Sequence[str], counts: Sequence[in
     while True:
         column = np.mean([kernel_to_anchors(t, np.array(chosen[-1:]), kernel)[:, 0] for t in tables], axis=0)
         nearest = np.minimum(nearest, np.maximum(diag + diag[chosen[-1]] - 2 * column, 0))
+        nearest[chosen] = 0.0  # rounding can leave a chosen one a tiny distance from itself
         if len(chosen) == m:
             return [str(ids[i]) for i in chosen]
-        p = nearest / nearest.sum() if nearest.sum() > 0 else np.full(len(ids), 1 / len(ids))
+        if nearest.sum() > 0:
+            p = nearest / nearest.sum()
+        else:  # only duplicates of the anchors are left: any entity not yet chosen
+            p = np.ones(len(ids))
+            p[chosen] = 0.0
+            p /= p.sum()
         chosen.append(int(rng.choice(len(ids), p=p)))
 
 
@@ -176,9 +194,13 @@ def _self_kernel(table: np.ndarray, kernel: str) -> np.ndarray:
 
 
 def quantile_edges(features: np.ndarray, bins: int) -> np.ndarray:
-    """(m, bins - 1) per-column quantile edges."""
+    """(m, bins - 1) per-column quantile edges, each midway between the two order statistics it
+    separates (s_(i-1) and s_(i), i = ceil(q N)): no fitted value sits on an edge, where float32
+    rounding in another block size or seed order would flip its bin."""
+    s = np.sort(np.asarray(features, dtype=np.float64), axis=0)
     qs = np.linspace(0, 1, bins + 1)[1:-1]
-    return np.quantile(features, qs, axis=0).T.astype(np.float64)
+    i = np.clip(np.ceil(qs * len(s)).astype(np.int64), 1, len(s) - 1)
+    return (0.5 * (s[i - 1] + s[i])).T
 
 
 def apply_bins(features: np.ndarray, edges: np.ndarray) -> np.ndarray:

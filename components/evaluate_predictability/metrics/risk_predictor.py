@@ -399,7 +399,8 @@ def risk_from_features(
             raise ValueError(f"pool has {g.shape[1]} columns but features have {p}")
         eig, vec = np.linalg.eigh(g.T @ g / g.shape[0])
     eig, vec = eig[::-1].copy(), vec[:, ::-1]
-    eig[eig < max(eig.size, p) * _EPS * max(float(eig[0]), 0.0)] = 0.0
+    rows = big_n if pool is None else g.shape[0]  # the same rank rule as for beta* above
+    eig[eig < max(rows, p) * _EPS * max(float(eig[0]), 0.0)] = 0.0
     if not (eig > 0).any():
         raise ValueError("pool is constant; Sigma is zero")
     signal = vec.T @ beta
