@@ -34,6 +34,9 @@ TOKEN_ENV = "REPRFLOW_KFP_TOKEN"
 DEFAULT_EXPERIMENT = "reprflow"
 K8S_API_VERSION = "pipelines.kubeflow.org/v2beta1"
 MAX_CONCURRENCY = (1, 10)  # the range the API accepts for a recurring run
+# Every call's connect and read limits: kfp.Client sets none, so a server that accepts a connection
+# and never answers would hold the caller (a trigger replica, say) forever.
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 60.0
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -213,7 +216,22 @@ def connect(host: str, token: str | None = None, namespace: str | None = None) -
         _healthz(host, token)
     with _calling(host, "connect"):
         # kfp.Client treats namespace "kubeflow" as "not given" (single-user); calls below pass it explicitly.
-        return kfp.Client(host=host, existing_token=token, namespace=namespace or "kubeflow")
+        client = kfp.Client(host=host, existing_token=token, namespace=namespace or "kubeflow")
+    _limit_call_time(client)
+    return client
+
+
+def _limit_call_time(client: Any) -> None:
+    """Connect and read timeouts for every later call of `client`. kfp.Client's methods pass no
+    `_request_timeout`, and its REST client then sends an explicit None, which overrides any pool
+    default; so the one REST client that all its generated APIs share supplies it instead."""
+    rest = client._run_api.api_client.rest_client
+    request = rest.request
+
+    def limited(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return request(*args, _request_timeout=_request_timeout or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S), **kwargs)
+
+    rest.request = limited
 
 
 def _healthz(host: str, token: str | None) -> None:
@@ -225,7 +243,8 @@ def _healthz(host: str, token: str | None) -> None:
     if token:
         config.api_key["authorization"], config.api_key_prefix["authorization"] = token, "Bearer"
     with _calling(host, "healthz"):
-        kfp_server_api.HealthzServiceApi(kfp_server_api.ApiClient(config)).healthz_service_get_healthz()
+        kfp_server_api.HealthzServiceApi(kfp_server_api.ApiClient(config)).healthz_service_get_healthz(
+            _request_timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
 
 
 def _pages(host: str, call: str, list_page: Any, items: str, **kwargs: Any) -> Iterator[Any]:
@@ -355,16 +374,25 @@ def _stamp() -> str:
 def submit(host: str, pipeline_name: str, version: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
            run_name: str | None = None, parameters: dict[str, Any] | None = None,
            pipeline_root: str | None = None, *, token: str | None = None,
-           namespace: str | None = None, service_account: str | None = None) -> Submitted:
+           namespace: str | None = None, service_account: str | None = None, once: bool = False) -> Submitted:
     """Run a version (default: the latest) of an uploaded pipeline in `experiment` (created if missing).
 
     `pipeline_root` None or "" leaves the artifact root to the server's default; `service_account`
-    None leaves the run's Kubernetes service account to the server's default.
+    None leaves the run's Kubernetes service account to the server's default. With `once`, a run
+    named `run_name` already in the experiment is returned instead of a second one being made: a
+    retry whose first create_run reached the server but whose reply was lost makes no duplicate.
     """
     client = connect(host, token, namespace)
     pipeline_id, version_id, version_name = _resolve(client, host, pipeline_name, version, namespace)
     experiment_id = _experiment(client, host, experiment, namespace)
     run_name = run_name or f"{pipeline_name}-{_stamp()}"
+    if once:
+        existing = next(_pages(host, f"list_runs (name {run_name!r})", client.list_runs, "runs",
+                               experiment_id=experiment_id, filter=_equals("display_name", run_name),
+                               namespace=namespace), None)
+        if existing is not None:
+            return Submitted("run", existing.run_id, run_name, experiment_id, pipeline_id, version_id, version_name,
+                             url=f"{host.rstrip('/')}/#/runs/details/{existing.run_id}")
     with _calling(host, f"create_run {run_name!r}"):
         run = client.run_pipeline(experiment_id, run_name, params=dict(parameters or {}), pipeline_id=pipeline_id,
                                   version_id=version_id, pipeline_root=pipeline_root or None,

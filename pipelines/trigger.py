@@ -182,7 +182,7 @@ def parse_push(body: bytes) -> Notification:
         raise Refused(MALFORMED, "message has neither attributes nor data")
     event = attributes.get("eventType")
     if not isinstance(event, str) or not event:
-        raise Refused(MALFORMED, "message has no eventType attribute")
+        raise Refused(MALFORMED, f"message attribute eventType {event!r} is missing or not a string")
     bucket = _pick("bucket", "bucketId", attributes, "bucket", resource)
     name = _pick("object name", "objectId", attributes, "name", resource)
     generation = _pick("generation", "objectGeneration", attributes, "generation", resource)
@@ -204,7 +204,7 @@ def batch_uri(n: Notification, s: TriggerSettings) -> str:
     if base != s.marker:
         raise Refused(IGNORED, f"object {n.name!r} is not a completion marker ({s.marker}); "
                                "its batch starts when the marker arrives")
-    if len(folder) < len(s.prefix):  # PREFIX/_SUCCESS itself: no batch folder
+    if not folder[len(s.prefix):].strip("/"):  # PREFIX/_SUCCESS (or PREFIX//_SUCCESS) itself: no batch folder
         raise Refused(IGNORED, f"marker {n.name!r} is not inside a batch folder under {s.prefix!r}")
     return f"gs://{n.bucket}/{folder}/"
 
@@ -322,7 +322,7 @@ def kfp_submitter(host: str, pipeline_name: str, experiment: str, pipeline_root:
 
     def submit(run_name: str, parameters: dict[str, Any]) -> Any:
         return kfp_server.submit(host, pipeline_name, None, experiment, run_name, parameters, pipeline_root,
-                                 token=token, namespace=namespace, service_account=service_account)
+                                 token=token, namespace=namespace, service_account=service_account, once=True)
 
     return submit
 

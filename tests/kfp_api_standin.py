@@ -259,6 +259,7 @@ class KfpApiStandin:
             "ExperimentService_ListExperiments": self._list_experiments,
             "ExperimentService_GetExperiment": self._get_experiment,
             "RunService_CreateRun": self._create_run,
+            "RunService_ListRuns": self._list_runs,
             "RecurringRunService_CreateRecurringRun": self._create_recurring_run,
         }
 
@@ -535,6 +536,11 @@ class KfpApiStandin:
                                 "storage_state": "AVAILABLE"}
         self.runs[run["run_id"]] = run
         return run
+
+    def _list_runs(self, record: Recorded, query: dict[str, str]) -> dict[str, Any]:
+        items = [r for r in self.runs.values()
+                 if not query.get("experiment_id") or r.get("experiment_id") == query["experiment_id"]]
+        return self._page(self._filtered(items, query), query, "runs")
 
     def _create_recurring_run(self, record: Recorded, query: dict[str, str]) -> dict[str, Any]:
         body = record.body

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -300,6 +301,28 @@ def test_unreachable_host_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[s
     line = _error_line(capsys)
     assert line.startswith(f"reprflow: error: KFP server {host}: healthz failed: cannot reach the server")
     assert "Connection refused" in line
+
+
+class SlowStandin(KfpApiStandin):
+    """Answers healthz, then takes `hang_s` over every other call (a stalled server or ingress)."""
+
+    hang_s = 0.0
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        if "healthz" not in raw_path:
+            time.sleep(self.hang_s)
+        return super().handle(method, raw_path, headers, body)
+
+
+def test_a_server_that_stops_answering_is_an_error_not_a_hang(validator: SpecValidator,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kfp_server, "READ_TIMEOUT_S", 0.3)
+    with SlowStandin(validator) as server:
+        server.hang_s = 20.0
+        started = time.monotonic()
+        with pytest.raises(ReprflowError, match=r"list_pipelines .* failed: cannot reach the server .*timed out"):
+            kfp_server.submit(server.url, PIPELINE)
+        assert time.monotonic() - started < 10  # the read retries of one call, not 20 s each
 
 
 def test_bad_host_and_params(capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,8 +40,10 @@ from reprflow.pipelines.trigger import (
     GoogleCerts,
     Notification,
     PushAuth,
+    Refused,
     TriggerHandler,
     TriggerSettings,
+    batch_uri,
     dedup_key,
     kfp_submitter,
     make_server,
@@ -95,16 +97,24 @@ def compiled(config: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
 
 
 class Standin(KfpApiStandin):
-    """The stand-in with a switch: while `failing`, creating a run answers 503 like an overloaded server."""
+    """The stand-in with two switches: while `failing`, creating a run answers 503 like an overloaded
+    server; for `lost_replies` calls, the run is created but the caller gets a 504 (a gateway that
+    timed out while the server went on)."""
 
     failing = False
     refused = 0
+    lost_replies = 0
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
-        if self.failing and method == "POST" and urlsplit(raw_path).path.endswith("/runs"):
+        creating = method == "POST" and urlsplit(raw_path).path.endswith("/runs")
+        if self.failing and creating:
             self.refused += 1
             return 503, {"code": 14, "message": "injected: the server is unavailable", "details": []}
-        return super().handle(method, raw_path, headers, body)
+        reply = super().handle(method, raw_path, headers, body)
+        if self.lost_replies and creating and reply[0] == 200:
+            self.lost_replies -= 1
+            return 504, {"code": 4, "message": "injected: the gateway timed out", "details": []}
+        return reply
 
 
 @pytest.fixture
@@ -332,8 +342,10 @@ IGNORED_OR_MALFORMED = {
     "data not json": (_with(notification(), data=b64(b"hello")), "malformed", "message.data is not JSON"),
     "nothing": (_with(notification(), data=None, attributes=None), "malformed", "neither attributes nor data"),
     "attributes not object": (_with(notification(), attributes=["eventType"]), "malformed", "not an object"),
-    "no event type": (_attrs(eventType=None), "malformed", "no eventType attribute"),
-    "data only": (_with(notification(), attributes=None), "malformed", "no eventType attribute"),
+    "no event type": (_attrs(eventType=None), "malformed", "eventType None is missing or not a string"),
+    "event type not text": (_attrs(eventType=5), "malformed", "eventType 5 is missing or not a string"),
+    "data only": (_with(notification(), attributes=None), "malformed", "eventType None is missing"),
+    "marker in an empty folder": (notification("incoming//_SUCCESS"), "ignored", "not inside a batch folder"),
     "no generation": (_no_generation(), "malformed", "no generation"),
     "bad generation": (_with(_attrs(objectGeneration="12abc"), data=None), "malformed", "not a positive integer"),
     "disagreeing object": (_attrs(objectId="incoming/batch-002/_SUCCESS"), "malformed", "disagrees with data.name"),
@@ -390,6 +402,18 @@ def test_kfp_failing_then_redelivery_submits(dedup: Dedup, server: Standin, conf
         assert (status, out["outcome"]) == (200, "submitted"), out
         assert post(url, notification())[1]["outcome"] == "duplicate"
     assert len(server.runs) == 1
+
+
+def test_a_lost_create_run_reply_then_redelivery_makes_no_second_run(dedup: Dedup, server: Standin,
+                                                                      config: dict[str, Any]) -> None:
+    server.lost_replies = 1
+    with serving(handler_for(config, dedup.store, server.url)) as url:
+        status, out = post(url, notification())
+        assert (status, out["outcome"]) == (503, "unavailable"), out
+        assert len(server.runs) == 1  # made, though the trigger could not know
+        status, out = post(url, notification())
+        assert (status, out["outcome"]) == (200, "submitted"), out
+    assert list(server.runs) == [out["run_id"]] and len(server.calls("RunService_CreateRun")) == 1
 
 
 def test_gcs_unavailable_is_503_then_redelivery_submits(gcs: Any, config: dict[str, Any]) -> None:
@@ -700,3 +724,10 @@ def test_serve_command_starts_answers_and_stops_on_sigterm(config_path: Path, tm
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_with_an_empty_prefix_a_marker_at_the_bucket_root_is_no_batch() -> None:
+    settings = TriggerSettings(BUCKET, prefix="")
+    with pytest.raises(Refused, match="not inside a batch folder"):
+        batch_uri(Notification("OBJECT_FINALIZE", BUCKET, "_SUCCESS", 1), settings)
+    assert batch_uri(Notification("OBJECT_FINALIZE", BUCKET, "b1/_SUCCESS", 1), settings) == f"gs://{BUCKET}/b1/"
