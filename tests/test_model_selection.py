@@ -71,3 +71,12 @@ def test_select_runs_locally_and_reports_agreement(tmp_path: Path, retail_path: 
         for v in metrics.values():
             assert v["kendall_tau"] is None or -1 <= v["kendall_tau"] <= 1
     assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def test_run_leaderboard_is_best_first_with_a_nan_last() -> None:
+    from reprflow.components.report.report import LEADERBOARD_KEYS, leaderboard
+
+    reps = {name: dict.fromkeys(LEADERBOARD_KEYS, 0.0) | {"downstream_mean": m}
+            for name, m in (("a", 0.5), ("b", float("nan")), ("c", 0.7), ("d", 0.9))}
+    board = leaderboard({"task": {"representations": reps}})["task"]
+    assert [row["representation"] for row in board] == ["d", "c", "a", "b"]

@@ -45,7 +45,10 @@ def test_linear_model_predicts_as_the_fitted_pipeline(kind: str, tmp_path: Path)
 def test_a_model_file_of_another_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"schema": "pickle/0"}))
-    with pytest.raises(ValueError, match="field 'schema' must be 'reprflow.linear_model/1'"):
+    with pytest.raises(DataError, match=f"{path}: field 'schema' must be 'reprflow.linear_model/1'"):
+        LinearModel.load(path)
+    path.write_text(json.dumps({"schema": "reprflow.linear_model/1", "kind": "regression", "mean": [0.0]}))
+    with pytest.raises(DataError, match=f"{path}: missing field 'scale'"):
         LinearModel.load(path)
 
 
@@ -78,11 +81,19 @@ def test_bundle_load_checks_schema_fields_and_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no bundle.json"):
         Bundle.load(tmp_path)
     meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    (tmp_path / "outside.json").write_text("{}")
     for change, message in (({"schema": "x/1"}, "field 'schema' must be 'reprflow.bundle/1', got 'x/1'"),
-                            ({"models": {"t": {"raw": "models/t/raw.json"}}}, "names models/t/raw.json")):
+                            ({"models": {"t": {"raw": "models/t/raw.json"}}}, "names models/t/raw.json"),
+                            ({"models": {"t": {"raw": "../outside.json"}}},
+                             r"field 'models.t.raw' must be a path inside the bundle, got '../outside.json'"),
+                            ({"featurizer": str(tmp_path / "outside.json")}, "field 'featurizer' must be a path inside"),
+                            ({"models": ["m.json"]}, "field 'models' must map each task")):
         (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta | change))
         with pytest.raises(DataError, match=message):
             Bundle.load(tmp_path / "b")
+    (tmp_path / "b" / "bundle.json").write_text("[1]")
+    with pytest.raises(DataError, match="must be a JSON object, got list"):
+        Bundle.load(tmp_path / "b")
 
 
 def test_fetch_bundle_by_folder_and_by_version_uri(tmp_path: Path) -> None:

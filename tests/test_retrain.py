@@ -13,6 +13,7 @@ import yaml
 from scipy.stats import ortho_group
 
 from reprflow.components.common.config import validate_config
+from reprflow.components.common.errors import DataError
 from reprflow.components.common.registry import PointerMoved, Registry
 from reprflow.components.common.tasks import build_tasks
 from reprflow.components.featurize.fpr import FPRFeaturizer, select_anchors
@@ -36,6 +37,11 @@ def test_entity_drift_closed_forms() -> None:
     unrelated = entity_drift(a, RNG.normal(size=(200, 6)))
     assert unrelated["knn_overlap_at_10"] < 0.2 and unrelated["relative_change_median"] > 1.0
     assert sum(doubled["histogram"]["counts"]) == 200
+    for n in (0, 1):  # too few common entities: a named error, not an IndexError
+        with pytest.raises(DataError, match=f"share {n} entities"):
+            entity_drift(a[:n], a[:n])
+    with pytest.raises(DataError, match="share 0 entities"):
+        entity_drift(np.zeros((5, 6)), a[:5])
 
 
 @pytest.fixture(scope="module")
@@ -94,22 +100,45 @@ def test_a_rotated_retrain_moves_raw_embeddings_and_not_fpr_features(retail, tmp
     assert gate(production, candidate, drift, config)["promote"]
 
 
+def test_a_task_the_candidate_lacks_is_refused_by_the_gate_not_a_crash(retail, tmp_path: Path) -> None:
+    config, data = retail
+    tables = RNG.normal(size=(2, len(data.items), 8)).astype(np.float32)
+    offline = {"downstream_mean": 0.5, "downstream_std": 0.01, "per_seed": [0.5], "churn": 0.1, "swap_mean": 0.5}
+    production = make_bundle(tmp_path / "p", tables, data, config, offline)
+    full = make_bundle(tmp_path / "c", tables, data, config, offline)
+    dropped = next(iter(full.meta["tasks"]))
+    meta = {**full.meta, "tasks": {t: v for t, v in full.meta["tasks"].items() if t != dropped},
+            "models": {t: v for t, v in full.meta["models"].items() if t != dropped}}
+    candidate = Bundle(full.root, meta)
+    drift = compute_drift(production, candidate, data.interactions, data.items, config)
+    assert dropped not in drift["production_model"] and len(drift["production_model"]) == len(meta["tasks"])
+    decision = gate(production, candidate, drift, config)
+    assert not decision["promote"]
+    assert decision["reasons"] == [f"{dropped}: the candidate's task differs from production's (missing)"]
+
+
 def bundle_with(tmp_path: Path, name: str, std: float, definition: dict | None = None) -> Bundle:
     tasks = {"product_type": {"metric": "accuracy", "definition": definition or {"k": 1},
                               "offline": {rep: {"downstream_std": std} for rep in ("fpr_seedmean", "raw")}}}
     return Bundle(tmp_path / name, {"tasks": tasks})
 
 
-@pytest.mark.parametrize("candidate, moved, definition, passed, reason", [
-    (0.79, 0.1, None, True, ""),  # a drop within the larger seed std
-    (0.75, 0.1, None, False, "same 100 test rows: candidate 0.7500, production 0.8000; a drop of at most 0.0300"),
-    (0.90, 0.6, None, False, "moved by a median 0.600 (relative); the bound is 0.5"),
-    (0.90, 0.1, {"k": 2}, False, "the candidate's task differs from production's (k)"),
+@pytest.mark.parametrize("candidate, moved, definition, passed, reason, stds", [
+    (0.79, 0.1, None, True, "", (0.03, 0.02)),  # a drop within the larger seed std
+    (0.75, 0.1, None, False, "same 100 test rows: candidate 0.7500, production 0.8000; a drop of at most 0.0300",
+     (0.03, 0.02)),
+    (0.90, 0.6, None, False, "moved by a median 0.600 (relative); the bound is 0.5", (0.03, 0.02)),
+    (0.90, 0.1, {"k": 2}, False, "the candidate's task differs from production's (k)", (0.03, 0.02)),
+    # a std that is not a number sets no allowed drop, whichever version has it
+    (0.78, 0.1, None, False, "seed std on fpr_seedmean is not a finite number (production 0.03, candidate nan)",
+     (0.03, float("nan"))),
+    (0.78, 0.1, None, False, "(production nan, candidate 0.03)", (float("nan"), 0.03)),
+    (0.10, 0.1, None, False, "(production 0.03, candidate inf)", (0.03, float("inf"))),
 ])
-def test_gate_rules(tmp_path: Path, candidate, moved, definition, passed, reason) -> None:
+def test_gate_rules(tmp_path: Path, candidate, moved, definition, passed, reason, stds) -> None:
     config = validate_config({"data": {"uri": "x"}})
-    production = bundle_with(tmp_path, "p", 0.03)
-    cand = bundle_with(tmp_path, "c", 0.02, definition)
+    production = bundle_with(tmp_path, "p", stds[0])
+    cand = bundle_with(tmp_path, "c", stds[1], definition)
     same_rows = {"metric_production": 0.80, "metric_candidate": candidate, "n_test": 100}
     drift = {"representations": {"fpr_seedmean": {"relative_change_median": moved}}, "entities": {"common": 100},
              "production_model": {"product_type": {"fpr_seedmean": same_rows}}}

@@ -171,7 +171,7 @@ def build_handoff(control: Bundle, treatment: Bundle, ab: dict[str, Any], checks
                            "absolute_lift": p_t - p_c, "relative_lift": relative},
         "design": {"test": "two-proportion z-test", "sides": 2, "alpha": alpha, "power": power,
                    "h0_variance": "pooled", "continuity_correction": False, "sequential": False,
-                   "traffic_split": {"control": 1 - r, "treatment": r}},
+                   "traffic_split": {"control": round(1 - r, 12), "treatment": r}},
         "sample_size": {"control": n.control, "treatment": n.treatment, "total": n.total,
                         "total_exact": n.total_exact, "formula": FORMULA},
         "comparability": checks,

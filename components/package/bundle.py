@@ -23,7 +23,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -113,6 +113,14 @@ def build_bundle(
     return meta
 
 
+def is_bundle_path(rel: Any) -> bool:
+    """A non-empty relative POSIX path that stays inside the bundle (no '..', no '\\')."""
+    if not (isinstance(rel, str) and rel and "\\" not in rel):
+        return False
+    p = PurePosixPath(rel)
+    return not p.is_absolute() and ".." not in p.parts
+
+
 @dataclass(frozen=True)
 class Bundle:
     """A bundle on disk, checked on load; arrays and models are read when first asked for."""
@@ -130,13 +138,21 @@ class Bundle:
             raise DataError(f"{path}: not a reprflow bundle (no bundle.json)") from None
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise DataError(f"{path}: must be a JSON object, got {type(meta).__name__}")
         if meta.get("schema") != SCHEMA:
             raise DataError(f"{path}: field 'schema' must be {SCHEMA!r}, got {meta.get('schema')!r}")
         for field in ("name", "served_representation", "entities", "tasks", "provenance", "featurizer", "models"):
             if field not in meta:
                 raise DataError(f"{path}: missing field '{field}'")
-        for rel in (meta["featurizer"], "embeddings/embeddings.npy", "embeddings/ids.json",
-                    *(r for reps in meta["models"].values() for r in reps.values())):
+        if not (isinstance(meta["models"], dict) and all(isinstance(r, dict) for r in meta["models"].values())):
+            raise DataError(f"{path}: field 'models' must map each task to {{representation: file}}")
+        named = [("featurizer", meta["featurizer"]),
+                 *((f"models.{t}.{r}", rel) for t, reps in meta["models"].items() for r, rel in reps.items())]
+        for field, rel in named:
+            if not is_bundle_path(rel):
+                raise DataError(f"{path}: field '{field}' must be a path inside the bundle, got {rel!r}")
+        for rel in ("embeddings/embeddings.npy", "embeddings/ids.json", *(rel for _, rel in named)):
             if not (root / rel).is_file():
                 raise DataError(f"{path}: names {rel}, which the bundle does not hold")
         return cls(root, meta)

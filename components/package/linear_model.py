@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from reprflow.components.common.errors import DataError
+
 SCHEMA = "reprflow.linear_model/1"
 
 
@@ -62,9 +64,14 @@ class LinearModel:
                 "coef": self.coef.tolist(), "intercept": self.intercept.tolist(), "classes": list(self.classes)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "<model>") -> LinearModel:
+    def from_dict(cls, d: Any, source: str = "<model>") -> LinearModel:
+        if not isinstance(d, dict):
+            raise DataError(f"{source}: must be a JSON object, got {type(d).__name__}")
         if d.get("schema") != SCHEMA:
-            raise ValueError(f"{source}: field 'schema' must be {SCHEMA!r}, got {d.get('schema')!r}")
+            raise DataError(f"{source}: field 'schema' must be {SCHEMA!r}, got {d.get('schema')!r}")
+        missing = [k for k in ("kind", "mean", "scale", "coef", "intercept", "classes") if k not in d]
+        if missing:
+            raise DataError(f"{source}: missing field '{missing[0]}'")
         return cls(d["kind"], np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]),
                    np.array(d["intercept"]), tuple(d["classes"]))
 

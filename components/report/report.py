@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,8 @@ def leaderboard(tasks: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Per task, the representations by retrained test metric, best first."""
     return {
         task: sorted(({"representation": rep, **{k: r[k] for k in LEADERBOARD_KEYS}}
-                      for rep, r in entry["representations"].items()), key=lambda row: -row["downstream_mean"])
+                      for rep, r in entry["representations"].items()),
+                     key=lambda row: (math.isnan(row["downstream_mean"]), -row["downstream_mean"]))
         for task, entry in tasks.items()
     }
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reprflow.components.common.errors import DataError
 from reprflow.components.common.tasks import build_tasks
 from reprflow.components.downstream_train.models import churn, score
 from reprflow.components.evaluate_predictability.metrics.stability import knn_overlap
@@ -37,6 +38,9 @@ def entity_drift(production: np.ndarray, candidate: np.ndarray, k: int = 10) -> 
     p, c = np.asarray(production, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
     norm = np.linalg.norm(p, axis=1)
     known = norm > 0
+    if known.sum() < 2:
+        raise DataError(f"production and candidate share {int(known.sum())} entities with non-zero production "
+                        "features; drift needs at least 2 (were they trained on the same catalogue?)")
     rel = np.linalg.norm(c - p, axis=1)[known] / norm[known]
     counts, _ = np.histogram(np.minimum(rel, HISTOGRAM_EDGES[-1]), HISTOGRAM_EDGES)
     return {
@@ -69,6 +73,8 @@ def production_swap(
     common_items, p_rows, c_rows = common
     out: dict[str, dict[str, dict[str, float]]] = {}
     for task in build_tasks(interactions, common_items, config):
+        if task.name not in production.meta["models"] or task.name not in candidate.meta["models"]:
+            continue  # the gate refuses a task that one version lacks
         truth = np.asarray(task.labels, dtype=object)[task.y] if task.labels else task.y
         test = ~task.train
         for rep in SERVED:

@@ -13,6 +13,7 @@ Checks, each with its numbers in the report (the configuration's `retrain` secti
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from reprflow.components.package.bundle import Bundle
@@ -38,7 +39,13 @@ def gate(production: Bundle, candidate: Bundle, drift: dict[str, Any], config: d
             continue
         same_rows = drift["production_model"][task][rep]
         p, c = same_rows["metric_production"], same_rows["metric_candidate"]
-        std = max(prod["offline"][rep]["downstream_std"], cand["offline"][rep]["downstream_std"])
+        stds = prod["offline"][rep]["downstream_std"], cand["offline"][rep]["downstream_std"]
+        if not all(math.isfinite(s) for s in stds):  # max() would drop a NaN or allow any drop
+            checks.append(_check(f"{task}: not worse than production", False,
+                                 f"{task}: the seed std on {rep} is not a finite number (production {stds[0]}, "
+                                 f"candidate {stds[1]}), so no allowed drop can be set"))
+            continue
+        std = max(stds)
         allowed = cfg["max_regression_in_stds"] * std
         checks.append(_check(
             f"{task}: not worse than production", c >= p - allowed,
