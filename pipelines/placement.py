@@ -21,6 +21,7 @@ from kfp.dsl import PipelineTask
 from kfp.dsl.python_component import PythonComponent
 
 from reprflow.components.common.profiles import PROFILES, UNCACHEABLE, Profile
+from reprflow.components.common.stage import EXPECT_CUDA_ENV
 from reprflow.version import CUDA_IMAGE
 
 ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
@@ -35,7 +36,11 @@ def apply_profile(task: PipelineTask, profile: Profile, cache: bool) -> Pipeline
     """Set the profile's resources, placement, timeout, retries and caching on a task."""
     task.set_cpu_request(profile.cpu_request).set_cpu_limit(profile.cpu_limit)
     task.set_memory_request(profile.memory_request).set_memory_limit(profile.memory_limit)
+    # torch and OpenBLAS otherwise start a thread per core of the node, not of the CPU limit,
+    # and the container is throttled
+    task.set_env_variable("OMP_NUM_THREADS", str(max(1, int(float(profile.cpu_limit)))))
     if profile.accelerator:
+        task.set_env_variable(EXPECT_CUDA_ENV, "1")
         task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(profile.gpus)
         kubernetes.add_node_selector(task, ACCELERATOR_LABEL, profile.accelerator)
         kubernetes.add_toleration(task, **GPU_TOLERATION)

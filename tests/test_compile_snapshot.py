@@ -66,6 +66,9 @@ def test_each_profile_compiles_to_its_snapshot(tmp_path: Path, profile: str) -> 
     images = {name: e["container"]["image"] for name, e in spec["deploymentSpec"]["executors"].items()}
     assert set(images.values()) == {CUDA_IMAGE if gpu else IMAGE}  # every stage on this one profile
     assert placed["caching"] == {"enableCache": True} and placed["ingest_caching"] == {}
+    env = {e["name"]: e["value"] for e in spec["deploymentSpec"]["executors"]["exec-pretrain"]["container"]["env"]}
+    assert env["OMP_NUM_THREADS"] == str(int(float(PROFILES[profile].cpu_limit)))  # threads for the CPU limit
+    assert (env.get("REPRFLOW_EXPECT_CUDA") == "1") == gpu
 
 
 def test_gpu_profiles_tolerate_the_taints_of_the_node_pools() -> None:

@@ -85,6 +85,14 @@ def test_runtime_stage_is_non_root_and_runs_the_cli(dockerfile: DockerfileParser
     assert not any(i["instruction"] == "RUN" and "pip install" in i["value"] for i in runtime), "install in the build stage"
 
 
+def test_runtime_finds_the_gke_nvidia_driver(dockerfile: DockerfileParser) -> None:
+    """GKE mounts the driver at /usr/local/nvidia; without it on the library path torch sees no GPU."""
+    runtime = _stages(dockerfile)[-1]
+    env = " ".join(i["value"] for i in runtime if i["instruction"] == "ENV")
+    path = re.search(r"LD_LIBRARY_PATH=(\S+)", env)
+    assert path and "/usr/local/nvidia/lib64" in path.group(1).split(":")
+
+
 def test_both_variants_install_the_pinned_torch(dockerfile: DockerfileParser) -> None:
     runs = {stage[0]["value"].split()[-1]: " ".join(i["value"] for i in stage if i["instruction"] == "RUN")
             for stage in _stages(dockerfile)}

@@ -535,6 +535,35 @@ def test_quota_limits_and_priority(targets: dict[str, Target], name: str) -> Non
     assert -10 <= priority["value"] < 0, "below default pods, not below the autoscaler's expendable cutoff (-10)"
 
 
+@pytest.mark.parametrize("name", TARGETS)
+def test_the_quota_admits_a_task_of_every_profile_beside_the_standing_pods(targets: dict[str, Target],
+                                                                           name: str) -> None:
+    """A task of any profile, with KFP's two helper containers (at the LimitRange's defaults), fits
+    in what the quota leaves beside the standing workloads (the trigger's replicas, the CronJob's pod)."""
+    from kubernetes.utils import parse_quantity
+
+    t = targets[name]
+    hard = {k: parse_quantity(v) for k, v in t.one("ResourceQuota")["spec"]["hard"].items()}
+    (limit_range,) = t.one("LimitRange")["spec"]["limits"]
+    standing = {"requests": {"cpu": 0, "memory": 0}, "limits": {"cpu": 0, "memory": 0}}
+    for workload in (*t.all("Deployment"), *t.all("CronJob")):
+        for container in pod_spec(workload)["containers"]:
+            for side in standing:
+                for resource in standing[side]:
+                    value = container["resources"][side][resource]
+                    standing[side][resource] += workload["spec"].get("replicas", 1) * parse_quantity(value)
+    helpers = {"requests": limit_range["defaultRequest"], "limits": limit_range["default"]}
+    for profile_name, p in PROFILES.items():
+        task = {"requests": {"cpu": p.cpu_request, "memory": p.memory_request},
+                "limits": {"cpu": p.cpu_limit, "memory": p.memory_limit}}
+        for side in task:
+            for resource, value in task[side].items():
+                need = parse_quantity(value) + standing[side][resource] + 2 * parse_quantity(helpers[side][resource])
+                assert need <= hard[f"{side}.{resource}"], f"{name}: a {profile_name} task exceeds {side}.{resource}"
+                assert parse_quantity(value) <= parse_quantity(limit_range["max"][resource]), profile_name
+        assert p.gpus <= hard["requests.nvidia.com/gpu"], profile_name
+
+
 # --- network policy ---------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from reprflow.components.common.stage import EXPECT_CUDA_ENV
 from reprflow.components.pretrain.item2vec import (
     Item2VecConfig,
     SkipGram,
@@ -21,6 +22,7 @@ from reprflow.components.pretrain.item2vec import (
     make_baskets,
     negative_table,
     pairs_per_epoch,
+    resolve_device,
     sample_negatives,
     train,
 )
@@ -132,6 +134,11 @@ def test_cuda_request_without_cuda_is_a_clear_error(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a machine with a GPU
     with pytest.raises(RuntimeError, match="no CUDA device"):
         train(two_cluster_baskets(10), Item2VecConfig(device="cuda"), seed=0, progress=False)
+    assert resolve_device("auto") == torch.device("cpu")
+    # on a task placed on a GPU node, "auto" must not quietly fall back to the CPU
+    monkeypatch.setenv(EXPECT_CUDA_ENV, "1")
+    with pytest.raises(RuntimeError, match="no CUDA device is available on a task placed on a GPU node"):
+        resolve_device("auto")
 
 
 def test_closed_form_step_is_autograd_with_sparse_adam() -> None:

@@ -21,7 +21,7 @@ from reprflow.components.ingest.ingest import ingest
 from reprflow.components.package.bundle import SCHEMA, Bundle, production_models, served_features
 from reprflow.components.retrain.drift import compute_drift, entity_drift
 from reprflow.components.retrain.gate import gate
-from reprflow.components.retrain.promote import promote, publish_bundle
+from reprflow.components.retrain.promote import promote, publish_and_maybe_promote, publish_bundle
 from reprflow.pipelines.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,6 +160,24 @@ def test_promotion_is_compare_and_swap_and_a_loser_loses_nothing(tmp_path: Path)
         promote(str(tmp_path / "b"), str(tmp_path / "registry"), start)
     assert registry.read_pointer("shop").version == won["version"]
     assert len(registry.list_versions("shop")) == 3  # the loser's version is published, just not current
+
+
+def test_a_retried_promote_or_publish_step_is_idempotent(tmp_path: Path) -> None:
+    """KFP retries a failed task with the same inputs: an attempt that moved the pointer and then
+    failed must not make the retry fail (PointerMoved) or publish a second copy."""
+    from test_package import write_minimal_bundle
+
+    root = str(tmp_path / "registry")
+    write_minimal_bundle(tmp_path / "a", [f"i{k}" for k in range(10)])
+    write_minimal_bundle(tmp_path / "b", [f"i{k}" for k in range(12)])
+    first = publish_and_maybe_promote(str(tmp_path / "a"), root)
+    again = publish_and_maybe_promote(str(tmp_path / "a"), root)
+    assert again == {k: first[k] for k in ("name", "version", "uri", "current", "generation")}
+    registry = Registry(root)
+    start = registry.read_pointer("shop")
+    won = promote(str(tmp_path / "b"), root, start)
+    assert promote(str(tmp_path / "b"), root, start) == won
+    assert registry.list_versions("shop") == sorted([first["version"], won["version"]])
 
 
 @pytest.mark.pipeline

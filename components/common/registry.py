@@ -116,10 +116,14 @@ def _scan(local_dir: Path) -> tuple[FileEntry, ...]:
     return entries
 
 
+def content_hash(files: tuple[FileEntry, ...]) -> str:
+    """The first 10 hex of sha256 over the files' paths, sizes and crc32c: a version id's suffix."""
+    return hashlib.sha256("".join(f"{f.path}\t{f.size}\t{f.crc32c}\n" for f in files).encode()).hexdigest()[:10]
+
+
 def version_id_for(files: tuple[FileEntry, ...], when: datetime) -> str:
     """Sortable, unique id: UTC time to the microsecond plus a content hash prefix."""
-    h = hashlib.sha256("".join(f"{f.path}\t{f.size}\t{f.crc32c}\n" for f in files).encode()).hexdigest()
-    return f"{when.strftime('%Y%m%dT%H%M%S.%f')}Z-{h[:10]}"
+    return f"{when.strftime('%Y%m%dT%H%M%S.%f')}Z-{content_hash(files)}"
 
 
 def _safe_rel(path: str, where: str) -> str:
@@ -378,6 +382,14 @@ class Registry:
         if not isinstance(got[0], dict):
             raise StorageError(f"{self.pointer_uri(name)}: not a pointer (a JSON object with \"version\")")
         return Pointer(got[0].get("version"), got[1])
+
+    def current_if_same(self, name: str, local_dir: str | os.PathLike) -> Pointer | None:
+        """The pointer, when the current version holds exactly the files under `local_dir` (by
+        their content hash); else None."""
+        pointer = self.read_pointer(name)
+        if pointer.version and pointer.version.endswith("-" + content_hash(_scan(Path(local_dir)))):
+            return pointer
+        return None
 
     def move_pointer(self, name: str, version_id: str, expected: Pointer) -> Pointer:
         """Point `name` at a published version, only if the pointer is still at `expected`.

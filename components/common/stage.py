@@ -13,6 +13,7 @@ from reprflow.components.common.errors import ReprflowError
 
 ERROR_FILE_ENV = "REPRFLOW_ERROR_FILE"
 TORCH_THREADS_ENV = "REPRFLOW_TORCH_THREADS"  # set by a runner that runs several tasks per machine
+EXPECT_CUDA_ENV = "REPRFLOW_EXPECT_CUDA"  # "1" on tasks placed on GPU nodes: device "auto" must find CUDA
 T = TypeVar("T")
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from reprflow.components.common.stage import EXPECT_CUDA_ENV
 from reprflow.components.pretrain.checkpoints import CheckpointStore
 
 log = logging.getLogger(__name__)
@@ -205,10 +206,15 @@ class SkipGram:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("pretrain.device is 'cuda' but no CUDA device is available")
+    """"auto" is CUDA when there is a device, else the CPU; but on a task placed on a GPU node
+    ($REPRFLOW_EXPECT_CUDA=1) it must be CUDA: a silent CPU run would waste the reserved GPU."""
+    on_gpu_node = os.environ.get(EXPECT_CUDA_ENV) == "1"
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() or on_gpu_node else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        where = " on a task placed on a GPU node (is the driver's library path, LD_LIBRARY_PATH, set?)" \
+            if on_gpu_node else ""
+        raise RuntimeError(f"pretrain.device is 'cuda' but no CUDA device is available{where}")
     return torch.device(name)
 
 

@@ -29,17 +29,32 @@ def publish_bundle(bundle_dir: str, registry_root: str) -> Version:
 
 
 def promote(bundle_dir: str, registry_root: str, expected: Pointer) -> dict[str, Any]:
-    """Publish the bundle and make it current, if the pointer is still at `expected`."""
+    """Publish the bundle and make it current, if the pointer is still at `expected`.
+
+    Idempotent: when the current version already holds exactly this bundle (a retried step whose
+    first attempt moved the pointer, then failed), that version is the result."""
+    registry = registry_for(registry_root)
+    name = Bundle.load(bundle_dir).name
+    done = registry.current_if_same(name, bundle_dir)
+    if done is not None and done.version != expected.version:
+        return {"name": name, "version": done.version, "uri": registry.version_uri(name, done.version),
+                "previous": expected.version, "generation": done.generation}
     version = publish_bundle(bundle_dir, registry_root)
-    pointer = registry_for(registry_root).move_pointer(version.name, version.version_id, expected)
+    pointer = registry.move_pointer(version.name, version.version_id, expected)
     return {"name": version.name, "version": version.version_id, "uri": version.uri,
             "previous": expected.version, "generation": pointer.generation}
 
 
 def publish_and_maybe_promote(bundle_dir: str, registry_root: str) -> dict[str, Any]:
-    """Publish; make it current only when there is no current version yet (the first production)."""
+    """Publish; make it current only when there is no current version yet (the first production).
+
+    A bundle that is already current (a retried step) is not published again."""
     registry = registry_for(registry_root)
     name = Bundle.load(bundle_dir).name
+    done = registry.current_if_same(name, bundle_dir)
+    if done is not None:
+        return {"name": name, "version": done.version, "uri": registry.version_uri(name, done.version),
+                "current": True, "generation": done.generation}
     pointer = registry.read_pointer(name)
     if pointer.version is None:
         return {**promote(bundle_dir, registry_root, pointer), "current": True}
