@@ -34,7 +34,9 @@ def test_cleaning_rules_on_real_slice(retail_slice: Path) -> None:
     raw = pd.read_csv(retail_slice, dtype=str, keep_default_na=False)
     s = result.stats
     assert s["rows_read"] == len(raw)
-    assert s["rows"] == len(inter) == s["rows_read"] - s["cancellations"] - s["non_product_rows"] - s["non_positive_rows"]
+    assert s["rows"] == len(inter) == (s["rows_read"] - s["cancellations"] - s["non_product_rows"]
+                                       - s["non_positive_rows"] - s["duplicate_rows"])
+    assert not inter.duplicated().any()
     assert s["cancellations"] == raw["InvoiceNo"].str.startswith("C").sum()
     # Vocabulary: sorted ids, each in at least min_item_count baskets, counted correctly.
     items = result.items
@@ -112,6 +114,34 @@ def test_a_binary_file_is_named_with_its_header_escaped(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
         ingest(str(path))
     assert str(err.value) == f"{path}: missing column 'InvoiceNo' (found: \\x00\\x01garbage{'x' * 45}...)"
+
+
+def test_exact_duplicate_rows_count_once(tmp_path: Path) -> None:
+    result = ingest(str(write_csv(tmp_path, GOOD_ROWS + GOOD_ROWS[:1])), 1)
+    assert result.stats["duplicate_rows"] == 1 and len(result.interactions) == len(GOOD_ROWS)
+    # the same item, time and invoice at another price is not a duplicate
+    result = ingest(str(write_csv(tmp_path, GOOD_ROWS + [GOOD_ROWS[0].replace(",2.55,", ",2.56,")])), 1)
+    assert result.stats["duplicate_rows"] == 0 and len(result.interactions) == len(GOOD_ROWS) + 1
+
+
+def test_time_zone_aware_parquet_dates_mix_with_csv_dates(tmp_path: Path) -> None:
+    csv = write_csv(tmp_path, GOOD_ROWS[:2])
+    frame = pd.DataFrame([r.split(",") for r in GOOD_ROWS[2:]], columns=HEADER.strip().split(","))
+    frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"]).dt.tz_localize("Europe/London")
+    frame.to_parquet(tmp_path / "later.parquet")
+    result = ingest([str(csv), str(tmp_path / "later.parquet")], 1)
+    assert result.interactions["timestamp"].dt.tz is None
+    assert str(result.interactions["timestamp"].iloc[-1]) == "2010-12-01 09:00:00"  # the local time, kept
+
+
+def test_a_failed_write_leaves_none_of_the_three_tables(tmp_path: Path) -> None:
+    result = ingest(str(write_csv(tmp_path, GOOD_ROWS)), 1)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "blocked").write_text("a file where a folder is needed")
+    with pytest.raises(OSError):
+        write_outputs(result, str(tmp_path / "out" / "i.parquet"), str(tmp_path / "out" / "it.parquet"),
+                      str(tmp_path / "out" / "blocked" / "c.parquet"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["blocked"]
 
 
 def test_clean_is_pure_on_frames() -> None:

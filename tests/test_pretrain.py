@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -126,6 +127,29 @@ def test_killed_run_resumes_from_checkpoint_to_the_same_result(tmp_path: Path) -
     finished = train(baskets, RESUME_CONFIG, seed=5, checkpoint=ckpt, progress=False)
     assert finished.resumed_from_step == finished.steps  # nothing left to do
     assert np.array_equal(finished.input, reference.input)
+
+
+def test_a_run_stopped_right_after_an_epoch_end_checkpoint_resumes_with_the_same_losses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    baskets = two_cluster_baskets(400)
+    per_epoch = -(-pairs_per_epoch(baskets, 3) // 16)
+    config = dataclasses.replace(RESUME_CONFIG, checkpoint_every=per_epoch)  # a checkpoint on each epoch's last step
+    reference = train(baskets, config, seed=5, progress=False)
+    real_step, calls = SkipGram.step, []
+
+    def preempted_after_the_first_epoch(self, *args):
+        calls.append(1)
+        if len(calls) > per_epoch:
+            raise KeyboardInterrupt
+        return real_step(self, *args)
+
+    monkeypatch.setattr(SkipGram, "step", preempted_after_the_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(baskets, config, seed=5, checkpoint=tmp_path / "seed-5.pt", progress=False)
+    monkeypatch.setattr(SkipGram, "step", real_step)
+    resumed = train(baskets, config, seed=5, checkpoint=tmp_path / "seed-5.pt", progress=False)
+    assert resumed.resumed_from_step == per_epoch and np.array_equal(resumed.input, reference.input)
+    np.testing.assert_allclose(resumed.epoch_loss, reference.epoch_loss, rtol=1e-9)
 
 
 def test_cuda_request_without_cuda_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

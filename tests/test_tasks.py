@@ -50,6 +50,10 @@ def test_repeat_purchase_labels_and_mean_of_history_features() -> None:
     assert task.y.tolist() == [0, 1]
     table = np.arange(10, dtype=np.float32).reshape(5, 2)
     np.testing.assert_allclose(task.features(table), [table[[0, 1]].mean(0), table[2]])
+    # x comes back for an item outside the vocabulary (Z): a repeat purchase all the same
+    later = pd.DataFrame({"invoice": ["6"], "item": ["Z"], "customer": pd.array(["x"], dtype="string"),
+                          "timestamp": [t + pd.DateOffset(months=11)]})
+    assert repeat_purchase(pd.concat([inter, later], ignore_index=True), ITEMS, 0.5, 0).y.tolist() == [1, 1]
 
 
 def test_build_tasks_names_and_metrics() -> None:

@@ -81,14 +81,16 @@ def log_price(items: pd.DataFrame, fraction: float, seed: int) -> Task:
 
 
 def repeat_purchase(interactions: pd.DataFrame, items: pd.DataFrame, fraction: float, seed: int) -> Task:
-    rows, item_index = vocabulary_rows(interactions.dropna(subset=["customer"]), items)
+    known = interactions.dropna(subset=["customer"])
+    rows, item_index = vocabulary_rows(known, items)
     start, end = interactions["timestamp"].min(), interactions["timestamp"].max()
     cutoff = start + (end - start) * HISTORY_FRACTION
     before = (rows["timestamp"] < cutoff).to_numpy()
     history = pd.DataFrame({"customer": rows["customer"].astype(str).to_numpy()[before], "item": item_index[before]})
     history = history.drop_duplicates()
     customers = np.sort(history["customer"].unique())
-    later = set(rows.loc[~before, "customer"].astype(str))
+    # any purchase after the cutoff counts, also of an item outside the embedding's vocabulary
+    later = set(known.loc[known["timestamp"] >= cutoff, "customer"].astype(str))
     y = np.array([c in later for c in customers], dtype=np.int64)
     r = np.searchsorted(customers, history["customer"].to_numpy())
     counts = np.bincount(r, minlength=len(customers))

@@ -108,6 +108,9 @@ def parse_dates(source: str, df: pd.DataFrame) -> pd.Series:
     raw = df["InvoiceDate"]
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = raw
+        if raw.dt.tz is not None:  # local wall-clock times without a zone, as the CSV files write them
+            log.info("%s: column 'InvoiceDate' is in time zone %s; its local times are used", source, raw.dt.tz)
+            parsed = raw.dt.tz_localize(None)
     else:
         text = raw.astype(str).str.strip()
         parsed = pd.to_datetime(text, format=DATE_FORMATS[0], errors="coerce")
@@ -169,7 +172,12 @@ def clean_rows(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.Series, 
 def build_tables(
     interactions: pd.DataFrame, description: pd.Series, stats: dict[str, int], source: str, min_item_count: int
 ) -> IngestResult:
-    """The item and customer tables of the cleaned interactions of every file."""
+    """The item and customer tables of the cleaned interactions of every file (exact duplicate rows,
+    a known artefact of the UCI file, counted once)."""
+    duplicate = pd.concat([interactions, description.rename("description")], axis=1).duplicated().to_numpy()
+    interactions = interactions[~duplicate].reset_index(drop=True)
+    description = description[~duplicate].reset_index(drop=True)
+    stats = stats | {"duplicate_rows": int(duplicate.sum())}
     if interactions.empty:
         raise DataError(
             f"{source}: no rows left after cleaning ({stats['rows_read']} read: "
@@ -260,10 +268,18 @@ def ingest(uris: str | Sequence[str], min_item_count: int = 5, max_rows: int | N
 
 
 def write_outputs(result: IngestResult, interactions: str, items: str, customers: str) -> None:
-    """Write the three tables; each file appears whole (written then renamed) or not at all."""
-    for frame, path in ((result.interactions, interactions), (result.items, items), (result.customers, customers)):
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(target)
+    """Write the three tables as a set: all are written to temporary files first and renamed only
+    once every one is complete; on any failure none of them appears."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for frame, path in ((result.interactions, interactions), (result.items, items), (result.customers, customers)):
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged.append((target.with_name(f".{target.name}.tmp"), target))
+            frame.to_parquet(staged[-1][0], index=False)
+        for tmp, target in staged:
+            tmp.replace(target)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise

@@ -291,12 +291,13 @@ def _train(
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{running / (b + 1):.4f}", epoch=epoch, refresh=False)
+            if b + 1 == steps_per_epoch:  # before a checkpoint at this step, so that it holds the epoch's mean
+                losses.append(running / steps_per_epoch)
+                running = 0.0
+                log.info("seed %d epoch %d: mean loss %.4f", seed, epoch, losses[-1])
             if store is not None and step % config.checkpoint_every == 0 and step < total:
                 _save_checkpoint(store.local_path, model, step, losses, running)
                 store.push()
-        losses.append(running / steps_per_epoch)
-        running = 0.0
-        log.info("seed %d epoch %d: mean loss %.4f", seed, epoch, losses[-1])
     bar.close()
     elapsed = time.perf_counter() - started
     if store is not None:
