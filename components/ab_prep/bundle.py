@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reprflow.components.common.artifacts import stays_inside
 from reprflow.components.common.errors import ReprflowError
 from reprflow.components.common.registry import NAME_PATTERN, VERSION_PATTERN
-from reprflow.components.package.bundle import OFFLINE_KEYS, SERVED, ids_digest, is_bundle_path
+from reprflow.components.package.bundle import OFFLINE_KEYS, SERVED, ids_digest
 from reprflow.components.package.bundle import SCHEMA as BUNDLE_SCHEMA
 
 BUNDLE_FILE = "bundle.json"
@@ -87,7 +88,7 @@ def _expect(ok: bool, where: Path, field: str, allowed: str, value: Any) -> None
 
 def _rel_file(directory: Path, where: Path, field: str, rel: Any) -> str:
     _expect(isinstance(rel, str) and rel != "", where, field, "a relative file path", rel)
-    _expect(is_bundle_path(rel), where, field, "a path inside the bundle", rel)
+    _expect(stays_inside(rel), where, field, "a path inside the bundle", rel)
     if not (directory / rel).is_file():
         raise BundleError(f"{where}: field '{field}' names {rel!r}, which is not in the bundle ({directory / rel})")
     return rel

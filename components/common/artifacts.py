@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def stays_inside(rel: Any) -> bool:
+    """`rel` is a non-empty relative POSIX path that cannot leave its folder (no '..', no '\\')."""
+    if not (isinstance(rel, str) and rel and "\\" not in rel):
+        return False
+    p = PurePosixPath(rel)
+    return not p.is_absolute() and ".." not in p.parts
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reprflow.components.common.artifacts import atomic_dir, read_json, write_json
+from reprflow.components.common.artifacts import atomic_dir, read_json, stays_inside, write_json
 from reprflow.components.common.errors import ReprflowError
 from reprflow.components.common.gcs import (
     GCS,
@@ -127,8 +127,7 @@ def version_id_for(files: tuple[FileEntry, ...], when: datetime) -> str:
 
 
 def _safe_rel(path: str, where: str) -> str:
-    parts = Path(path).parts
-    if not path or Path(path).is_absolute() or ".." in parts or "\\" in path:
+    if not stays_inside(path):
         raise StorageError(f"{where}: file path {path!r} escapes the version (no '..', absolute path or '\\')")
     return path
 

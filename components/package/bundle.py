@@ -23,13 +23,13 @@ import json
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from reprflow.components.common.artifacts import atomic_dir, load_npy, read_json, write_json
+from reprflow.components.common.artifacts import atomic_dir, load_npy, read_json, stays_inside, write_json
 from reprflow.components.common.config import SERVED
 from reprflow.components.common.errors import DataError
 from reprflow.components.common.provenance import provenance
@@ -113,14 +113,6 @@ def build_bundle(
     return meta
 
 
-def is_bundle_path(rel: Any) -> bool:
-    """A non-empty relative POSIX path that stays inside the bundle (no '..', no '\\')."""
-    if not (isinstance(rel, str) and rel and "\\" not in rel):
-        return False
-    p = PurePosixPath(rel)
-    return not p.is_absolute() and ".." not in p.parts
-
-
 @dataclass(frozen=True)
 class Bundle:
     """A bundle on disk, checked on load; arrays and models are read when first asked for."""
@@ -150,7 +142,7 @@ class Bundle:
         named = [("featurizer", meta["featurizer"]),
                  *((f"models.{t}.{r}", rel) for t, reps in meta["models"].items() for r, rel in reps.items())]
         for field, rel in named:
-            if not is_bundle_path(rel):
+            if not stays_inside(rel):
                 raise DataError(f"{path}: field '{field}' must be a path inside the bundle, got {rel!r}")
         for rel in ("embeddings/embeddings.npy", "embeddings/ids.json", *(rel for _, rel in named)):
             if not (root / rel).is_file():
