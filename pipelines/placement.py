@@ -32,13 +32,19 @@ GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedu
 SPOT_TOLERATION = {"key": SPOT_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 
 
+def whole_cores(quantity: str) -> int:
+    """A Kubernetes CPU quantity ("2", "1.5", "500m") as whole cores, at least 1."""
+    cores = float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+    return max(1, int(cores))
+
+
 def apply_profile(task: PipelineTask, profile: Profile, cache: bool) -> PipelineTask:
     """Set the profile's resources, placement, timeout, retries and caching on a task."""
     task.set_cpu_request(profile.cpu_request).set_cpu_limit(profile.cpu_limit)
     task.set_memory_request(profile.memory_request).set_memory_limit(profile.memory_limit)
     # torch and OpenBLAS otherwise start a thread per core of the node, not of the CPU limit,
     # and the container is throttled
-    task.set_env_variable("OMP_NUM_THREADS", str(max(1, int(float(profile.cpu_limit)))))
+    task.set_env_variable("OMP_NUM_THREADS", str(whole_cores(profile.cpu_limit)))
     if profile.accelerator:
         task.set_env_variable(EXPECT_CUDA_ENV, "1")
         task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(profile.gpus)

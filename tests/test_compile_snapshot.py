@@ -16,7 +16,7 @@ from reprflow.components.common.config import validate_config
 from reprflow.components.common.profiles import PROFILES
 from reprflow.pipelines.cli import main
 from reprflow.pipelines.compile import compile_pipeline
-from reprflow.pipelines.placement import GPU_TOLERATION, SPOT_TOLERATION
+from reprflow.pipelines.placement import GPU_TOLERATION, SPOT_TOLERATION, whole_cores
 from reprflow.version import CUDA_IMAGE, IMAGE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +67,8 @@ def test_each_profile_compiles_to_its_snapshot(tmp_path: Path, profile: str) -> 
     assert set(images.values()) == {CUDA_IMAGE if gpu else IMAGE}  # every stage on this one profile
     assert placed["caching"] == {"enableCache": True} and placed["ingest_caching"] == {}
     env = {e["name"]: e["value"] for e in spec["deploymentSpec"]["executors"]["exec-pretrain"]["container"]["env"]}
-    assert env["OMP_NUM_THREADS"] == str(int(float(PROFILES[profile].cpu_limit)))  # threads for the CPU limit
+    assert env["OMP_NUM_THREADS"] == str(whole_cores(PROFILES[profile].cpu_limit))  # threads for the CPU limit
+    assert [whole_cores(q) for q in ("2", "1.5", "500m", "2500m")] == [2, 1, 1, 2]
     assert (env.get("REPRFLOW_EXPECT_CUDA") == "1") == gpu
 
 
