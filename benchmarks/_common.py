@@ -103,3 +103,13 @@ def write_json(name: str, payload: dict) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     return path
+
+
+def write_result(benchmark: str, quick: bool, fields: dict, name: str | None = None) -> Path:
+    """benchmarks/results/<name>.json (default: the benchmark's name, `_quick` for a quick run) with
+    the benchmark, the mode and the machine ahead of `fields`; prints where it went."""
+    name = name or (f"{benchmark}_quick" if quick else benchmark)
+    path = write_json(name, {"benchmark": benchmark, "mode": "quick" if quick else "full",
+                             "machine": machine_info(), **fields})
+    print(f"wrote {path}")
+    return path

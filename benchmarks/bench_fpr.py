@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import machine_info, print_table, time_median, write_json
+from _common import print_table, time_median, write_result
 from reprflow.components.featurize.fpr import FPRFeaturizer
 
 TARGET_RATIO = 0.60
@@ -171,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     k, d, m = args.seeds, args.dim, args.m
     n = args.n or (20_000 if args.quick else 200_000)
     mem_n = args.mem_n or (100_000 if args.quick else 1_000_000)
-    name = args.output or ("bench_fpr_quick" if args.quick else "bench_fpr")
 
     tables = np.empty((k, n, d), dtype=np.float32)
     fill_tables(tables)
@@ -221,10 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     print_table("FPR featurization", rows)
 
-    payload = {
-        "benchmark": "bench_fpr",
-        "mode": "quick" if args.quick else "full",
-        "machine": machine_info(),
+    write_result("bench_fpr", args.quick, {
         "throughput": {
             "K": k, "n": n, "d": d, "m": m, "kernel": featurizer.kernel, "dtype": "float32",
             "repeats": args.repeats, "warmup": 1,
@@ -234,9 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio": ratio, "target_ratio": TARGET_RATIO, "ratio_met": ratio_ok,
         },
         "memory": mem,
-    }
-    path = write_json(name, payload)
-    print(f"wrote {path}")
+    }, args.output)
     if mem is not None and not mem["passed"]:
         print("memory check FAILED", file=sys.stderr)
         return 1

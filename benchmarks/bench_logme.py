@@ -44,7 +44,7 @@ import time
 
 import numpy as np
 
-from _common import machine_info, print_table, time_interleaved, time_median, write_json
+from _common import print_table, time_interleaved, time_median, write_result
 from reprflow.components.evaluate_predictability.metrics.logme import logme
 
 TARGET_SPEEDUP = 5.0
@@ -152,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n = args.n or (5_000 if args.quick else 50_000)
     d = args.dim or (128 if args.quick else 512)
-    name = args.output or ("bench_logme_quick" if args.quick else "bench_logme")
 
     t0 = time.perf_counter()
     features, labels = make_features(n, d, args.classes)
@@ -203,10 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print_table("LogME: reprflow vs published per-column algorithm", rows)
 
-    payload = {
-        "benchmark": "bench_logme",
-        "mode": "quick" if args.quick else "full",
-        "machine": machine_info(),
+    write_result("bench_logme", args.quick, {
         "workload": {"n": n, "D": d, "classes": args.classes, "dtype": "float64",
                      "generator": "imbalanced class means in a 4C-dim subspace + anisotropic Gaussian noise + offset",
                      "repeats": args.repeats, "warmup": 1, "timing": "interleaved rounds"},
@@ -233,9 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         "rel_diff_met": diff_ok,
         "score_ours": ours.score,
         "score_reference": ref["score"],
-    }
-    path = write_json(name, payload)
-    print(f"wrote {path}")
+    }, args.output)
     return 0
 
 

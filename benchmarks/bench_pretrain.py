@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import machine_info, print_table, write_json
+from _common import print_table, write_result
 from reprflow.components.common.config import load_config
 from reprflow.components.common.tables import vocabulary_rows
 from reprflow.components.common.tasks import build_tasks
@@ -128,10 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         ("k-NN overlap@10, ours vs gensim", f"{overlap:.3f}"),
     ]
     print_table("item2vec: reprflow (PyTorch) vs gensim Word2Vec, same baskets", rows_out)
-    payload = {
-        "benchmark": "bench_pretrain",
-        "mode": "quick" if args.quick else "full",
-        "machine": machine_info(),
+    write_result("bench_pretrain", args.quick, {
         "workload": {"items": baskets.n_items, "pairs_per_epoch": pairs // epochs, "epochs": epochs,
                      "dim": cfg.dim, "window": cfg.window, "negatives": cfg.negatives, "threads": threads,
                      "rows": len(data.interactions)},
@@ -140,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "gensim": {"seconds": gensim_s, "pairs_per_second": pairs / gensim_s, "quality": gensim_q},
         "speed_ratio_ours_over_gensim": gensim_s / ours_s,
         "knn_overlap_at_10_between": overlap,
-    }
-    print(f"wrote {write_json('bench_pretrain_quick' if args.quick else 'bench_pretrain', payload)}")
+    })
     return 0
 
 

@@ -10,8 +10,9 @@ script scores a run that did not. Prints a table and writes benchmarks/results/f
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from _common import write_json
 
 from reprflow.components.common.artifacts import load_npy, read_json
 from reprflow.components.common.config import load_config
@@ -47,9 +48,7 @@ def main() -> None:
         cells = "".join(f"{per_task[t]['downstream_mean']:>12.3f}{per_task[t]['churn']:>7.3f}{per_task[t]['swap_mean']:>9.3f}      "
                         for t in names)
         print(f"{name:40s}{cells}")
-    out = Path(__file__).parent / "results" / "featurizer_study.json"
-    out.write_text(json.dumps({"run": str(args.run), "results": results}, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    print(f"\nwrote {write_json('featurizer_study', {'run': str(args.run), 'results': results})}")
 
 
 if __name__ == "__main__":
