@@ -382,13 +382,11 @@ class Registry:
             raise StorageError(f"{self.pointer_uri(name)}: not a pointer (a JSON object with \"version\")")
         return Pointer(got[0].get("version"), got[1])
 
-    def current_if_same(self, name: str, local_dir: str | os.PathLike) -> Pointer | None:
-        """The pointer, when the current version holds exactly the files under `local_dir` (by
-        their content hash); else None."""
-        pointer = self.read_pointer(name)
-        if pointer.version and pointer.version.endswith("-" + content_hash(_scan(Path(local_dir)))):
-            return pointer
-        return None
+    @staticmethod
+    def holds(version_id: str | None, local_dir: str | os.PathLike) -> bool:
+        """Whether version `version_id` holds exactly the files under `local_dir` (its id ends in
+        their content hash)."""
+        return bool(version_id) and version_id.endswith("-" + content_hash(_scan(Path(local_dir))))
 
     def move_pointer(self, name: str, version_id: str, expected: Pointer) -> Pointer:
         """Point `name` at a published version, only if the pointer is still at `expected`.

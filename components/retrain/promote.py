@@ -35,8 +35,8 @@ def promote(bundle_dir: str, registry_root: str, expected: Pointer) -> dict[str,
     first attempt moved the pointer, then failed), that version is the result."""
     registry = registry_for(registry_root)
     name = Bundle.load(bundle_dir).name
-    done = registry.current_if_same(name, bundle_dir)
-    if done is not None and done.version != expected.version:
+    done = registry.read_pointer(name)
+    if done.version != expected.version and registry.holds(done.version, bundle_dir):
         return {"name": name, "version": done.version, "uri": registry.version_uri(name, done.version),
                 "previous": expected.version, "generation": done.generation}
     version = publish_bundle(bundle_dir, registry_root)
@@ -51,13 +51,12 @@ def publish_and_maybe_promote(bundle_dir: str, registry_root: str) -> dict[str, 
     A bundle that is already current (a retried step) is not published again."""
     registry = registry_for(registry_root)
     name = Bundle.load(bundle_dir).name
-    done = registry.current_if_same(name, bundle_dir)
-    if done is not None:
-        return {"name": name, "version": done.version, "uri": registry.version_uri(name, done.version),
-                "current": True, "generation": done.generation}
     pointer = registry.read_pointer(name)
     if pointer.version is None:
         return {**promote(bundle_dir, registry_root, pointer), "current": True}
+    if registry.holds(pointer.version, bundle_dir):
+        return {"name": name, "version": pointer.version, "uri": registry.version_uri(name, pointer.version),
+                "current": True, "generation": pointer.generation}
     version = publish_bundle(bundle_dir, registry_root)
     return {"name": name, "version": version.version_id, "uri": version.uri, "current": False,
             "current_version": pointer.version}
