@@ -16,6 +16,7 @@ from reprflow.components.common.errors import ReprflowError
 from reprflow.version import __version__
 
 if TYPE_CHECKING:
+    from reprflow.components.common.registry import Registry
     from reprflow.pipelines.trigger import TriggerHandler
 
 OUTPUT_FILES = ("summary.json", "report.html", "report.md")
@@ -76,10 +77,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         from reprflow.components.common.registry import Registry
 
         name, reg = config["retrain"]["name"], Registry(registry)
-        latest, current = reg.list_versions(name)[-1], reg.read_pointer(name).version
-        state = "current (production)" if latest == current else f"not current (production is {current})"
-        print(f"reprflow: published {name} version {latest} at {reg.version_uri(name, latest)}; {state}")
+        version, current = published_version(reg, name, outputs["bundle"]), reg.read_pointer(name).version
+        state = "current (production)" if version == current else f"not current (production is {current})"
+        print(f"reprflow: published {name} version {version} at {reg.version_uri(name, version)}; {state}")
     return status
+
+
+def published_version(registry: Registry, name: str, bundle_dir: Path) -> str:
+    """The newest version of `name` that holds exactly the files of `bundle_dir` (not simply the newest
+    version: another publisher may have published after this run)."""
+    for version in reversed(registry.list_versions(name)):
+        if registry.holds(version, bundle_dir):
+            return version
+    raise ReprflowError(f"{registry.root}: no version of {name} holds the bundle at {bundle_dir}")
 
 
 def _registry(args: argparse.Namespace, config: dict, out: Path) -> str:

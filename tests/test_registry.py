@@ -93,6 +93,18 @@ def test_a_version_without_manifest_does_not_exist(registry: Registry, tmp_path:
     assert registry.read_pointer("representation") == Pointer(None, 0)
 
 
+def test_a_run_finds_its_own_version_when_another_publisher_came_after(registry: Registry, tmp_path: Path) -> None:
+    from reprflow.components.common.errors import ReprflowError
+    from reprflow.pipelines.cli import published_version
+
+    mine = registry.publish("representation", make_dir(tmp_path / "mine", "a"), PROVENANCE)
+    theirs = registry.publish("representation", make_dir(tmp_path / "theirs", "b"), PROVENANCE)
+    assert registry.list_versions("representation")[-1] == theirs.version_id
+    assert published_version(registry, "representation", tmp_path / "mine") == mine.version_id
+    with pytest.raises(ReprflowError, match="no version of representation holds the bundle at"):
+        published_version(registry, "representation", make_dir(tmp_path / "never", "c"))
+
+
 def test_pointer_compare_and_swap_between_two_writers(registry: Registry, tmp_path: Path) -> None:
     mine = registry.publish("representation", make_dir(tmp_path / "a", "a"), PROVENANCE)
     theirs = registry.publish("representation", make_dir(tmp_path / "b", "b"), PROVENANCE)
