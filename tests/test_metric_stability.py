@@ -130,3 +130,17 @@ def test_bad_inputs_raise() -> None:
         seed_stability([a, a, RNG.normal(size=(20, 5))])
     with pytest.raises(ValueError, match="constant"):
         procrustes_residual(a, np.ones((20, 4)))
+    bad = a.copy()
+    bad[3, 1] = np.nan
+    for fn in (knn_overlap, linear_cka, procrustes_residual):  # the argument that holds the NaN is named
+        with pytest.raises(ValueError, match=r"^b contain NaN or inf"):
+            fn(a, bad)
+    with pytest.raises(ValueError, match=r"^tables\[2\] contain NaN or inf"):
+        seed_stability([a, a, bad])
+
+
+def test_nested_lists_are_tables_too() -> None:
+    a, b = RNG.normal(size=(30, 4)), RNG.normal(size=(30, 4))
+    for fn in (lambda x, y: knn_overlap(x, y, k=5), linear_cka, procrustes_residual):
+        assert fn(a.tolist(), b.tolist()) == pytest.approx(fn(a, b), rel=1e-12)
+    assert seed_stability([a.tolist(), b.tolist()], k=5) == pytest.approx(seed_stability([a, b], k=5), rel=1e-12)

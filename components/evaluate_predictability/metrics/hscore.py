@@ -23,7 +23,10 @@ vectors V of Zc, taken from the small R factor of a QR of Zc (min(n, D) x D,
 by TSQR over row blocks: see blocks.py), so the condition number is never
 squared, no n x n matrix is formed and the features may be a memory map:
 directions with s_i <= rtol * s_max count as null (default rtol = max(n, D)
-eps, the matrix_rank convention), and with the r kept directions
+eps, with eps that of the input's own float type: the matrix_rank convention.
+A float32 copy of a rank-r embedding carries rounding noise near 1e-7 s_max in
+its other directions, which float64's eps would count and invert), and with
+the r kept directions
 
     H = sum_c n_c ||S_r^-1 V_r' d_c||^2.
 
@@ -91,6 +94,7 @@ class _Centred:
     counts: np.ndarray  # (C,) n_c
     row_sq: float  # sum_k ||z_k||^2
     row_sq_sq: float  # sum_k ||z_k||^4
+    eps: float  # machine eps of the input's float type (float64's for other types)
 
 
 def _centred(features: Any, labels: np.ndarray | None, block_rows: int) -> _Centred:
@@ -108,15 +112,17 @@ def _centred(features: Any, labels: np.ndarray | None, block_rows: int) -> _Cent
             yield rows, block
 
     _, s, vt = np.linalg.svd(r_factor(blocks(), d), full_matrices=False)
-    return _Centred(n, d, s, vt, class_sums, y.sum(axis=0), norms[0], norms[1])
+    dtype = getattr(features, "dtype", None)
+    eps = float(np.finfo(dtype).eps) if dtype is not None and np.issubdtype(dtype, np.floating) else _EPS
+    return _Centred(n, d, s, vt, class_sums, y.sum(axis=0), norms[0], norms[1], eps)
 
 
-def _kept(s: np.ndarray, n: int, d: int, rtol: float | None) -> np.ndarray:
+def _kept(c: _Centred, rtol: float | None) -> np.ndarray:
     if rtol is None:
-        rtol = max(n, d) * _EPS
+        rtol = max(c.n, c.d) * c.eps
     elif not (np.isfinite(rtol) and rtol >= 0):
         raise ValueError(f"rtol must be finite and non-negative, got {rtol}")
-    return s > rtol * s.max(initial=0.0)
+    return c.s > rtol * c.s.max(initial=0.0)
 
 
 def _shrinkage(c: _Centred) -> float:
@@ -139,10 +145,11 @@ def hscore(features: Any, labels: np.ndarray, *, rtol: float | None = None, bloc
     """H-score tr(cov(f)^+ cov(E[f|y])) of features (n, D) for integer labels (n,).
 
     rtol: singular values of the centred features at or below rtol * s_max are
-    treated as zero by the pseudo-inverse (default max(n, D) * machine eps).
+    treated as zero by the pseudo-inverse (default max(n, D) * the machine eps
+    of the features' float type).
     """
     c = _centred(features, labels, block_rows)
-    keep = _kept(c.s, c.n, c.d, rtol)
+    keep = _kept(c, rtol)
     # row c: n_c S^-1 V'd_c
     proj = c.class_sums @ c.vt[keep].T / c.s[keep]
     return float((np.einsum("ij,ij->i", proj, proj) / c.counts).sum())
@@ -159,7 +166,7 @@ def regularized_hscore(
     """
     c = _centred(features, labels, block_rows)
     alpha = _shrinkage(c)
-    keep = _kept(c.s, c.n, c.d, rtol)
+    keep = _kept(c, rtol)
     mu = c.row_sq / (c.n * c.d)
     eig = (1.0 - alpha) * c.s[keep] ** 2 / c.n + alpha * mu  # spectrum of cov_alpha on the kept directions
     proj = c.class_sums @ c.vt[keep].T  # row c: n_c V'd_c

@@ -62,15 +62,15 @@ def _neighbours(unit: np.ndarray, start: int, stop: int, k: int) -> np.ndarray:
 
 
 def _knn_overlaps(
-    tables: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]], k: int, block_rows: int
+    tables: Sequence[Any], names: Sequence[str], pairs: Sequence[tuple[int, int]], k: int, block_rows: int
 ) -> np.ndarray:
     """Mean k-NN overlap for each pair of tables; each table's neighbours are found once per block."""
-    n = tables[0].shape[0]
+    n = check_matrix(tables[0], names[0])[0]
     if not (isinstance(k, (int, np.integer)) and 1 <= k <= n - 1):
         raise ValueError(f"k must be an integer in [1, n - 1] = [1, {n - 1}], got {k}")
     if not (isinstance(block_rows, (int, np.integer)) and block_rows >= 1):
         raise ValueError(f"block_rows must be a positive integer, got {block_rows}")
-    units = [_unit_rows(dense_matrix(t, f"tables[{i}]")) for i, t in enumerate(tables)]
+    units = [_unit_rows(dense_matrix(t, name)) for t, name in zip(tables, names)]
     shared = np.zeros(len(pairs))
     for start in range(0, n, block_rows):
         stop = min(start + block_rows, n)
@@ -82,16 +82,18 @@ def _knn_overlaps(
     return shared / (n * k)
 
 
-def _pair(a: Any, b: Any) -> None:
-    (na, _), (nb, _) = check_matrix(a, "a"), check_matrix(b, "b")
-    if na != nb:
-        raise ValueError(f"tables must have the same rows (entities), got n={na} and n={nb}")
+def _pair(a: Any, b: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The (n, D) shapes of a and b, which must have the same rows."""
+    shape_a, shape_b = check_matrix(a, "a"), check_matrix(b, "b")
+    if shape_a[0] != shape_b[0]:
+        raise ValueError(f"tables must have the same rows (entities), got n={shape_a[0]} and n={shape_b[0]}")
+    return shape_a, shape_b
 
 
 def knn_overlap(a: Any, b: Any, k: int = 10, block_rows: int = 1024) -> float:
     """Mean over entities of |N_a ∩ N_b| / k for cosine k-nearest neighbours (self excluded)."""
     _pair(a, b)
-    return float(_knn_overlaps([a, b], [(0, 1)], k, block_rows)[0])
+    return float(_knn_overlaps([a, b], ["a", "b"], [(0, 1)], k, block_rows)[0])
 
 
 def linear_cka(a: Any, b: Any, *, block_rows: int = BLOCK_ROWS) -> float:
@@ -106,11 +108,12 @@ def procrustes_residual(a: Any, b: Any, *, block_rows: int = BLOCK_ROWS) -> floa
     Three passes over row blocks (means, then a'b and ||b||, then the residual), so the tables
     may be memory maps; the residual is summed exactly rather than expanded into a difference of
     norms, which would lose it to cancellation for nearly aligned tables."""
-    _pair(a, b)
-    if a.shape != b.shape:
-        raise ValueError(f"Procrustes needs tables of the same width, got {tuple(a.shape)} and {tuple(b.shape)}")
+    shape_a, shape_b = _pair(a, b)
+    if shape_a != shape_b:
+        raise ValueError(f"Procrustes needs tables of the same width, got {shape_a} and {shape_b}")
+    d = shape_a[1]
     a_blocks, b_blocks = centred_blocks(a, "a", block_rows), centred_blocks(b, "b", block_rows)
-    cross, b_sq = np.zeros((a.shape[1], a.shape[1])), 0.0
+    cross, b_sq = np.zeros((d, d)), 0.0
     for (_, ba), (_, bb) in zip(a_blocks(), b_blocks()):
         cross += ba.T @ bb
         b_sq += float(np.einsum("ij,ij->", bb, bb))
@@ -126,12 +129,13 @@ def seed_stability(tables: Sequence[np.ndarray], k: int = 10, *, block_rows: int
     """k-NN overlap, linear CKA and Procrustes residual, each averaged over all pairs of tables."""
     if len(tables) < 2:
         raise ValueError(f"need at least 2 tables, got {len(tables)}")
-    shapes = [check_matrix(t, f"tables[{i}]") for i, t in enumerate(tables)]
+    names = [f"tables[{i}]" for i in range(len(tables))]
+    shapes = [check_matrix(t, name) for t, name in zip(tables, names)]
     if any(shape != shapes[0] for shape in shapes):
         raise ValueError(f"all tables must have the same shape, got {shapes}")
     pairs = list(combinations(range(len(tables)), 2))
     return {
-        f"knn_overlap_at_{k}": float(_knn_overlaps(tables, pairs, k, block_rows).mean()),
+        f"knn_overlap_at_{k}": float(_knn_overlaps(tables, names, pairs, k, block_rows).mean()),
         "linear_cka": float(np.mean([linear_cka(tables[i], tables[j]) for i, j in pairs])),
         "procrustes_residual": float(np.mean([procrustes_residual(tables[i], tables[j]) for i, j in pairs])),
     }
