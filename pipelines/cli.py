@@ -47,7 +47,14 @@ def _prepare(args: argparse.Namespace) -> tuple[dict, Path, str]:
                             "or --data)")
     out = Path(args.output_dir).resolve()
     checkpoints = _resolve_uri(args.checkpoint_dir) if args.checkpoint_dir else str(out / "checkpoints")
+    _folder_or_absent(checkpoints, "--checkpoint-dir")
     return config, out, checkpoints
+
+
+def _folder_or_absent(uri: str, what: str) -> None:
+    """A local path where a run writes a folder must not be a file (checked before the run starts)."""
+    if "://" not in uri and Path(uri).exists() and not Path(uri).is_dir():
+        raise ReprflowError(f"{uri}: not a directory ({what})")
 
 
 def _finish(summary_dir: Path, seconds: float, out: Path) -> int:
@@ -94,7 +101,9 @@ def published_version(registry: Registry, name: str, bundle_dir: Path) -> str:
 
 def _registry(args: argparse.Namespace, config: dict, out: Path) -> str:
     """--registry, else the config's cluster.registry, else OUTPUT_DIR/registry (local runs)."""
-    return _resolve_uri(args.registry or config["cluster"]["registry"] or str(out / "registry"))
+    registry = _resolve_uri(args.registry or config["cluster"]["registry"] or str(out / "registry"))
+    _folder_or_absent(registry, "--registry or cluster.registry")
+    return registry
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -157,19 +166,29 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    import tempfile
+
     from reprflow.components.common.config import load_config
     from reprflow.pipelines.compile import compile_pipelines
 
     config = load_config(args.config) if args.config else None
-    for path in compile_pipelines(Path(args.output_dir), config):
-        print(f"reprflow: wrote {path}")
-        if args.k8s_manifests:
-            from reprflow.pipelines.kfp_server import read_package, to_k8s_manifests, write_k8s_manifests
+    out = Path(args.output_dir)
+    # Everything is built in a scratch folder first: a bad --namespace or --version leaves DIR as it was.
+    with tempfile.TemporaryDirectory(prefix="reprflow-compile-") as tmp:
+        built: list[tuple[Path, str]] = []
+        for path in compile_pipelines(Path(tmp), config):
+            built.append((path, ""))
+            if args.k8s_manifests:
+                from reprflow.pipelines.kfp_server import read_package, to_k8s_manifests, write_k8s_manifests
 
-            name = read_package(path)[1][0]["pipelineInfo"]["name"]
-            manifests = to_k8s_manifests(path, name, args.version, args.namespace or "kubeflow")
-            out = write_k8s_manifests(path.with_name(f"{path.stem}.k8s.yaml"), manifests)
-            print(f"reprflow: wrote {out} (Pipeline {name}, PipelineVersion {manifests[1]['metadata']['name']})")
+                name = read_package(path)[1][0]["pipelineInfo"]["name"]
+                manifests = to_k8s_manifests(path, name, args.version, args.namespace or "kubeflow")
+                k8s = write_k8s_manifests(path.with_name(f"{path.stem}.k8s.yaml"), manifests)
+                built.append((k8s, f" (Pipeline {name}, PipelineVersion {manifests[1]['metadata']['name']})"))
+        out.mkdir(parents=True, exist_ok=True)
+        for path, what in built:
+            shutil.copyfile(path, out / path.name)
+            print(f"reprflow: wrote {out / path.name}{what}")
     return 0
 
 
@@ -206,12 +225,18 @@ def _parse_params(pipeline: str, items: list[str]) -> dict:
 
 def _run_arguments(args: argparse.Namespace) -> tuple[dict, str]:
     """A run's parameters (the config's, as `compile --config` sets them, then --param) and pipeline root."""
-    from reprflow.components.common.config import load_config
+    from reprflow.components.common.config import SCHEMA, load_config, validate_config
     from reprflow.pipelines.compile import pipeline_parameters
 
     config = load_config(args.config) if args.config else None
     params = pipeline_parameters(args.pipeline, config) if config is not None else {}
-    params |= _parse_params(args.pipeline, args.param or [])
+    given = _parse_params(args.pipeline, args.param or [])
+    if "config" in given:  # what the run's tasks will read: the same checks and defaults as a config file
+        given["config"] = validate_config(given["config"], "--param config")
+    seeds_ok, seeds_wanted, _ = SCHEMA["seeds"][""]
+    if "seeds" in given and not seeds_ok(given["seeds"]):
+        raise ReprflowError(f"--param seeds={json.dumps(given['seeds'])}: expected {seeds_wanted}")
+    params |= given
     root = args.pipeline_root
     if root is None:
         root = config["cluster"]["pipeline_root"] if config is not None else ""
@@ -362,6 +387,13 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    "(default: the server's)")
 
 
+def _port(text: str) -> int:
+    port = int(text) if text.isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reprflow",
@@ -479,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "notification (200 acknowledged: submitted, duplicate, ignored, malformed; "
                                      "503 retry later; 401/403 bad OIDC token), GET /healthz answers 200.")
     _trigger_options(trig_serve)
-    trig_serve.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    trig_serve.add_argument("--port", type=_port, default=8080, help="port to listen on (default: 8080)")
     trig_serve.add_argument("--listen", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
     trig_serve.add_argument("--audience",
                             help="check the push's OIDC token for this audience, the push URL (default: "

@@ -296,7 +296,8 @@ def _version_url(host: str, pipeline_id: str, version_id: str) -> str:
 
 def upload(host: str, package_path: str | Path, pipeline_name: str, version_name: str | None = None,
            description: str | None = None, *, token: str | None = None, namespace: str | None = None) -> Uploaded:
-    """Upload a compiled pipeline: the pipeline itself if `pipeline_name` is new, else a new version of it.
+    """Upload a compiled pipeline as a version named `version_name` of `pipeline_name`, which is created
+    first if it is new.
 
     `version_name` defaults to `default_version_name`; if the same YAML is already a version of the
     pipeline, nothing is uploaded and that version is returned (`created` False). A different YAML
@@ -308,17 +309,17 @@ def upload(host: str, package_path: str | Path, pipeline_name: str, version_name
     text = _describe(description, docs, digest)
     client = connect(host, token, namespace)
     pipeline = find_pipeline(client, host, pipeline_name, namespace)
-    if pipeline is None:
-        with _calling(host, f"upload_pipeline {pipeline_name!r}"):
-            created = client.upload_pipeline(str(package_path), pipeline_name=pipeline_name,
-                                             description=text, namespace=namespace)
-        first = _versions(client, host, created)
-        if not first:
-            raise ReprflowError(f"KFP server {host}: pipeline {pipeline_name!r} was created without a version")
-        return Uploaded(pipeline_name, created.pipeline_id, first[0].name, first[0].pipeline_version_id,
-                        created=True, new_pipeline=True,
-                        url=_version_url(host, created.pipeline_id, first[0].pipeline_version_id))
-    versions = _versions(client, host, pipeline)
+    new_pipeline = pipeline is None
+    if new_pipeline:
+        # Created empty, then given its first version below: an upload of the package itself (kfp.Client's
+        # upload_pipeline) would name that version after the pipeline, whatever `version_name` says.
+        import kfp_server_api
+
+        api = kfp_server_api.PipelineServiceApi(client._run_api.api_client)  # the time-limited REST client
+        with _calling(host, f"create_pipeline {pipeline_name!r}"):
+            pipeline = api.pipeline_service_create_pipeline(kfp_server_api.V2beta1Pipeline(
+                name=pipeline_name, display_name=pipeline_name, description=text, namespace=namespace))
+    versions = [] if new_pipeline else _versions(client, host, pipeline)
     for existing in versions:
         if _same_content(existing, digest, docs):
             return Uploaded(pipeline_name, pipeline.pipeline_id, existing.name, existing.pipeline_version_id,
@@ -332,7 +333,7 @@ def upload(host: str, package_path: str | Path, pipeline_name: str, version_name
         version = client.upload_pipeline_version(str(package_path), version_name,
                                                  pipeline_id=pipeline.pipeline_id, description=text)
     return Uploaded(pipeline_name, pipeline.pipeline_id, version.name or version_name, version.pipeline_version_id,
-                    created=True, new_pipeline=False,
+                    created=True, new_pipeline=new_pipeline,
                     url=_version_url(host, pipeline.pipeline_id, version.pipeline_version_id))
 
 

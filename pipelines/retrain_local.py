@@ -12,6 +12,7 @@ arriving as a new batch, then the retrain pipeline under kfp.local.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ import pandas as pd
 from reprflow.components.common.errors import DataError
 from reprflow.components.common.registry import Registry
 from reprflow.components.common.storage import local_copy
-from reprflow.components.ingest.ingest import parse_dates, read_table
-from reprflow.pipelines.local_runner import run_locally
+from reprflow.components.ingest.ingest import clean_rows, parse_dates, read_table
+from reprflow.pipelines.local_runner import PipelineFailed, run_locally
 from reprflow.pipelines.representation import representation_pipeline
 from reprflow.pipelines.retrain import retrain_pipeline
 
@@ -32,6 +33,7 @@ def split_by_time(source: str, until: str, max_rows: int, out_dir: Path) -> tupl
     """Write the rows before `until` and the rest as two inputs; returns (production file, batch folder)."""
     with local_copy(source) as path:
         df = read_table(path, source, max_rows or None)
+    clean_rows(df, source)  # every value must parse: an error names the user's file and line, not the split's
     when = parse_dates(source, df)
     cut = pd.Timestamp(until)
     before = (when < cut).to_numpy()
@@ -49,11 +51,16 @@ def split_by_time(source: str, until: str, max_rows: int, out_dir: Path) -> tupl
 
 
 def bootstrap(config: dict[str, Any], production_data: Path, out: Path, registry: str, checkpoints: str) -> dict:
-    """Train, package and publish the first production version from `production_data`."""
-    _, seconds = run_locally(
-        representation_pipeline(None), out / "artifacts", data_uri=str(production_data),
-        config=config | {"data": config["data"] | {"uri": str(production_data)}}, seeds=config["seeds"],
-        checkpoint_root=checkpoints, registry=registry, publish=True)
+    """Train, package and publish the first production version from `production_data`, the rows of
+    the configured data before `retrain.production_until`."""
+    try:
+        _, seconds = run_locally(
+            representation_pipeline(None), out / "artifacts", data_uri=str(production_data),
+            config=config | {"data": config["data"] | {"uri": str(production_data)}}, seeds=config["seeds"],
+            checkpoint_root=checkpoints, registry=registry, publish=True)
+    except PipelineFailed as exc:
+        raise PipelineFailed(f"bootstrap from the rows of {config['data']['uri']} before "
+                             f"{config['retrain']['production_until']}: {exc}") from exc
     name, reg = config["retrain"]["name"], Registry(registry)
     version = reg.read_pointer(name).version
     log.info("bootstrap: production %s in %.0f s", version, seconds)
@@ -61,22 +68,33 @@ def bootstrap(config: dict[str, Any], production_data: Path, out: Path, registry
 
 
 def retrain_locally(config: dict[str, Any], out: Path, registry: str, data: str | None, checkpoints: str) -> dict:
-    """Run steps 1-3 (1 and 2 only without `data`); returns what happened, for the command line."""
+    """Run steps 1-3 (1 and 2 only without `data`); returns what happened, for the command line.
+
+    If it fails before a bootstrap has published anything, the split it wrote (DIR/data) is removed;
+    a published bootstrap keeps it, as its production data, and a second call goes on from there.
+    """
     name = config["retrain"]["name"]
     happened: dict[str, Any] = {"registry": registry}
-    if data is None:
-        production_data, batch = split_by_time(config["data"]["uri"], config["retrain"]["production_until"],
-                                               config["data"]["max_rows"], out / "data")
-        config = config | {"data": config["data"] | {"max_rows": 0}}  # the split already read at most max_rows
-        data = str(batch)
-        if Registry(registry).read_pointer(name).version is None:
-            happened["bootstrap"] = bootstrap(config, production_data, out / "bootstrap", registry, checkpoints)
-    before = Registry(registry).read_pointer(name)
-    if before.version is None:
-        raise DataError(f"{Registry(registry).pointer_uri(name)}: no production version of {name!r} to retrain "
-                        "against; run reprflow retrain without --data once, or reprflow run --publish")
-    outputs, seconds = run_locally(retrain_pipeline(None), out / "artifacts", data_uri=data, config=config,
-                                   seeds=config["seeds"], registry=registry, checkpoint_root=checkpoints)
+    split_dir = out / "data"
+    created = data is None and not split_dir.exists()
+    try:
+        if data is None:
+            production_data, batch = split_by_time(config["data"]["uri"], config["retrain"]["production_until"],
+                                                   config["data"]["max_rows"], split_dir)
+            config = config | {"data": config["data"] | {"max_rows": 0}}  # the split already read at most max_rows
+            data = str(batch)
+            if Registry(registry).read_pointer(name).version is None:
+                happened["bootstrap"] = bootstrap(config, production_data, out / "bootstrap", registry, checkpoints)
+        before = Registry(registry).read_pointer(name)
+        if before.version is None:
+            raise DataError(f"{Registry(registry).pointer_uri(name)}: no production version of {name!r} to retrain "
+                            "against; run reprflow retrain without --new-data once, or reprflow run --publish")
+        outputs, seconds = run_locally(retrain_pipeline(None), out / "artifacts", data_uri=data, config=config,
+                                       seeds=config["seeds"], registry=registry, checkpoint_root=checkpoints)
+    except BaseException:
+        if created and "bootstrap" not in happened:
+            shutil.rmtree(split_dir, ignore_errors=True)
+        raise
     after = Registry(registry).read_pointer(name)
     return happened | {"summary_dir": outputs["summary"], "candidate": outputs["bundle"], "seconds": seconds,
                        "production_before": before.version, "production_after": after.version}

@@ -251,6 +251,7 @@ class KfpApiStandin:
             "PipelineService_ListPipelines": self._list_pipelines,
             "PipelineService_GetPipeline": self._get_pipeline,
             "PipelineService_GetPipelineByName": self._get_pipeline_by_name,
+            "PipelineService_CreatePipeline": self._create_pipeline,
             "UploadPipeline": self._upload_pipeline,
             "UploadPipelineVersion": self._upload_pipeline_version,
             "PipelineService_ListPipelineVersions": self._list_versions,
@@ -471,18 +472,30 @@ class KfpApiStandin:
                 return p
         raise ApiError(NOT_FOUND, f"pipeline named {name!r} not found")
 
-    def _upload_pipeline(self, record: Recorded, query: dict[str, str]) -> dict[str, Any]:
-        docs = _ir_documents(record.form["uploadfile"]["data"])
-        name = query.get("name") or docs[0]["pipelineInfo"]["name"]
-        namespace = query.get("namespace", "")
+    def _new_pipeline(self, name: str, display_name: str, description: str, namespace: str) -> dict[str, Any]:
         if any(p["name"] == name and p.get("namespace", "") == namespace for p in self.pipelines.values()):
             raise ApiError(ALREADY_EXISTS, f"a pipeline named {name!r} already exists")
-        pipeline = {"pipeline_id": str(uuid.uuid4()), "name": name, "display_name": query.get("display_name") or name,
-                    "description": query.get("description", ""), "created_at": self._now()}
+        pipeline = {"pipeline_id": str(uuid.uuid4()), "name": name, "display_name": display_name or name,
+                    "description": description, "created_at": self._now()}
         if namespace:
             pipeline["namespace"] = namespace
         self.pipelines[pipeline["pipeline_id"]] = pipeline
         self.versions[pipeline["pipeline_id"]] = []
+        return pipeline
+
+    def _create_pipeline(self, record: Recorded, query: dict[str, str]) -> dict[str, Any]:
+        body = record.body
+        name = body.get("name") or body.get("display_name")
+        if not name:
+            raise ApiError(INVALID_ARGUMENT, "a pipeline needs a name or a display_name")
+        return self._new_pipeline(name, body.get("display_name", ""), body.get("description", ""),
+                                  body.get("namespace", ""))
+
+    def _upload_pipeline(self, record: Recorded, query: dict[str, str]) -> dict[str, Any]:
+        docs = _ir_documents(record.form["uploadfile"]["data"])
+        name = query.get("name") or docs[0]["pipelineInfo"]["name"]
+        pipeline = self._new_pipeline(name, query.get("display_name", ""), query.get("description", ""),
+                                      query.get("namespace", ""))
         # Like KFP: the first version is named after the pipeline and carries its description.
         self._add_version(pipeline["pipeline_id"], name, pipeline["description"], docs)
         return pipeline

@@ -89,17 +89,20 @@ def test_upload_creates_pipeline_then_a_version_and_never_a_duplicate(
         capsys: pytest.CaptureFixture[str]) -> None:
     base = ["upload", "--host", server.url, "--pipeline", "representation"]
     assert main([*base, "--config", str(configs["tiny"])]) == 0
-    assert "uploaded pipeline (first version) reprflow-representation" in capsys.readouterr().out
-    (first,) = server.calls("UploadPipeline")
-    assert first.query["name"] == [PIPELINE]
     digest = kfp_server.package_digest(compiled["tiny"].read_bytes())
+    tiny = kfp_server.default_version_name(digest)
+    assert f"uploaded pipeline (first version) reprflow-representation: version {tiny}" in capsys.readouterr().out
+    (created,) = server.calls("PipelineService_CreatePipeline")
+    assert created.body["name"] == PIPELINE and f"IR sha256:{digest}" in created.body["description"]
+    (first,) = server.calls("UploadPipelineVersion")  # the first version carries the version name too
+    (pipeline_id,) = server.pipelines
+    assert first.query["pipelineid"] == [pipeline_id] and first.query["name"] == [tiny]
     assert f"IR sha256:{digest}" in first.query["description"][0]
     assert first.form["uploadfile"]["data"] == compiled["tiny"].read_bytes()  # the same compilation, byte for byte
 
     assert main([*base, "--config", str(configs["changed"])]) == 0
     out = capsys.readouterr().out
-    (second,) = server.calls("UploadPipelineVersion")
-    (pipeline_id,) = server.pipelines
+    second = server.calls("UploadPipelineVersion")[1]
     changed = kfp_server.default_version_name(kfp_server.package_digest(compiled["changed"].read_bytes()))
     assert re.fullmatch(r"0\.1\.0-[0-9a-f]{12}", changed)
     assert second.query["pipelineid"] == [pipeline_id] and second.query["name"] == [changed]
@@ -107,8 +110,22 @@ def test_upload_creates_pipeline_then_a_version_and_never_a_duplicate(
 
     assert main([*base, "--config", str(configs["changed"])]) == 0  # the identical YAML again
     assert f"unchanged, already version {changed}" in capsys.readouterr().out
-    assert len(server.calls("UploadPipelineVersion")) == 1
-    assert [v["name"] for v in server.versions[pipeline_id]] == [PIPELINE, changed]
+    assert len(server.calls("UploadPipelineVersion")) == 2
+    assert [v["name"] for v in server.versions[pipeline_id]] == [tiny, changed]
+    assert server.calls("UploadPipeline") == []
+
+
+def test_a_first_upload_takes_the_version_name_asked_for(server: KfpApiStandin, configs: dict[str, Path],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["upload", "--host", server.url, "--pipeline", "selection", "--version", "myv1"]) == 0
+    assert "uploaded pipeline (first version) reprflow-selection: version myv1" in capsys.readouterr().out
+    argv = ["submit", "--host", server.url, "--pipeline", "selection", "--version", "myv1", "--config",
+            str(configs["tiny"])]
+    assert main(argv) == 0
+    (run,) = server.calls("RunService_CreateRun")
+    (pipeline_id,) = server.pipelines
+    assert run.body["pipeline_version_reference"]["pipeline_version_id"] == \
+        server.versions[pipeline_id][0]["pipeline_version_id"]
 
 
 def test_identical_yaml_is_recognised_without_reprflow_marker(server: KfpApiStandin,
@@ -136,7 +153,7 @@ def test_explicit_version_name_with_other_content_is_an_error(server: KfpApiStan
 def test_submit_sends_version_parameters_root_and_experiment(
         server: KfpApiStandin, configs: dict[str, Path], compiled: dict[str, Path],
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    kfp_server.upload(server.url, compiled["bare"], PIPELINE)
+    first = kfp_server.upload(server.url, compiled["bare"], PIPELINE)
     latest = kfp_server.upload(server.url, compiled["tiny"], PIPELINE)
     argv = ["submit", "--host", server.url, "--pipeline", "representation", "--config", str(configs["tiny"]),
             "--experiment", "nightly", "--run-name", "r1", "--param", "checkpoint_root=gs://reprflow-test/ckpt",
@@ -161,10 +178,10 @@ def test_submit_sends_version_parameters_root_and_experiment(
     # cluster.pipeline_root; the experiment is reused.
     monkeypatch.setenv("REPRFLOW_KFP_HOST", server.url)
     assert main(["submit", "--pipeline", "representation", "--config",
-                 str(configs["tiny"]), "--experiment", "nightly", "--version", PIPELINE]) == 0
+                 str(configs["tiny"]), "--experiment", "nightly", "--version", first.version_name]) == 0
     again = server.calls("RunService_CreateRun")[1].body
     assert again["runtime_config"]["pipeline_root"] == config["cluster"]["pipeline_root"]
-    assert again["pipeline_version_reference"]["pipeline_version_id"] != latest.version_id  # the named version
+    assert again["pipeline_version_reference"]["pipeline_version_id"] == first.version_id  # the named version
     assert len(server.calls("ExperimentService_CreateExperiment")) == 1
 
 
@@ -184,8 +201,8 @@ def test_bearer_token_from_the_environment_and_a_refusal(validator: SpecValidato
 def test_namespace_for_multi_user_installs(server: KfpApiStandin, compiled: dict[str, Path],
                                           capsys: pytest.CaptureFixture[str]) -> None:
     kfp_server.upload(server.url, compiled["tiny"], PIPELINE, namespace="team-a")
-    (uploaded,) = server.calls("UploadPipeline")
-    assert uploaded.query["namespace"] == ["team-a"]
+    (created,) = server.calls("PipelineService_CreatePipeline")
+    assert created.body["namespace"] == "team-a"
     assert main(["submit", "--host", server.url, "--pipeline", "representation"]) == 1  # not shared
     assert "no pipeline named 'reprflow-representation'" in _error_line(capsys)
     argv = ["submit", "--host", server.url, "--pipeline", "representation", "--namespace", "team-a"]
@@ -286,8 +303,8 @@ def test_unknown_pipeline_and_version(server: KfpApiStandin, compiled: dict[str,
         kfp_server.submit(server.url, "nope")
     assert main(["submit", "--host", server.url, "--pipeline", "selection"]) == 1
     assert "no pipeline named 'reprflow-selection'; upload it first" in _error_line(capsys)
-    kfp_server.upload(server.url, compiled["bare"], PIPELINE)
-    with pytest.raises(ReprflowError, match=r"has no version 'v9' \(latest first: 'reprflow-representation'\)"):
+    bare = kfp_server.upload(server.url, compiled["bare"], PIPELINE)
+    with pytest.raises(ReprflowError, match=rf"has no version 'v9' \(latest first: '{bare.version_name}'\)"):
         kfp_server.submit(server.url, PIPELINE, version="v9")
     assert server.calls("RunService_CreateRun") == []
 
@@ -335,6 +352,12 @@ def test_bad_host_and_params(capsys: pytest.CaptureFixture[str]) -> None:
     assert "not a parameter of the representation pipeline" in _error_line(capsys)
     assert main([*base, "--pipeline-root", "bucket/root"]) == 1
     assert "--pipeline-root 'bucket/root': expected an object-store URI" in _error_line(capsys)
+    # values the run's tasks would refuse are refused before anything is sent
+    assert main([*base, "--param", "seeds=[-1, -1]"]) == 1
+    assert _error_line(capsys) == ("reprflow: error: --param seeds=[-1, -1]: expected a list of at least two distinct "
+                                   "non-negative integers")
+    assert main([*base, "--param", 'config={"data": {"uri": "gs://b/x"}, "pretrain": {"dim": 0}}']) == 1
+    assert "--param config: field 'pretrain.dim' must be a positive integer, got 0" in _error_line(capsys)
 
 
 def test_server_errors_name_the_call_and_message(server: KfpApiStandin, compiled: dict[str, Path]) -> None:
@@ -456,6 +479,16 @@ def test_k8s_manifest_names_are_checked(compiled: dict[str, Path], pipeline: str
                                         message: str) -> None:
     with pytest.raises(ReprflowError, match=re.escape(message)):
         kfp_server.to_k8s_manifests(compiled["bare"], pipeline, version, namespace)
+
+
+@pytest.mark.parametrize("flag,value", [("--namespace", "Bad_NS!"), ("--version", "v 1/..")])
+def test_compile_with_a_bad_manifest_name_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture, flag: str,
+                                                          value: str) -> None:
+    (tmp_path / "representation.yaml").write_text("my own pipeline")
+    assert main(["compile", "--output-dir", str(tmp_path), "--k8s-manifests", flag, value]) == 1
+    assert "is not a valid DNS-1123" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["representation.yaml"]
+    assert (tmp_path / "representation.yaml").read_text() == "my own pipeline"
 
 
 def test_compile_writes_k8s_manifests_on_request(tmp_path: Path) -> None:

@@ -144,3 +144,22 @@ def test_nested_lists_are_tables_too() -> None:
     for fn in (lambda x, y: knn_overlap(x, y, k=5), linear_cka, procrustes_residual):
         assert fn(a.tolist(), b.tolist()) == pytest.approx(fn(a, b), rel=1e-12)
     assert seed_stability([a.tolist(), b.tolist()], k=5) == pytest.approx(seed_stability([a, b], k=5), rel=1e-12)
+
+
+def test_the_evaluate_stage_names_a_knn_k_the_items_cannot_meet(tmp_path) -> None:
+    import json
+
+    from reprflow.components.common.config import validate_config
+    from reprflow.components.common.errors import ConfigError
+    from reprflow.components.evaluate_predictability.run import run_evaluate
+    from reprflow.components.featurize.run import REPRESENTATIONS
+
+    for name in REPRESENTATIONS:
+        np.save(tmp_path / f"{name}.npy", RNG.normal(size=(2, 8, 3)).astype(np.float32))
+    (tmp_path / "ids.json").write_text(json.dumps([f"i{i}" for i in range(8)]))
+    (tmp_path / "meta.json").write_text(json.dumps({"seeds": [0, 1]}))
+    config = validate_config({"data": {"uri": "x.csv"}, "evaluate": {"knn_k": 8}})
+    with pytest.raises(ConfigError, match=r"^field evaluate.knn_k: 8 neighbours need more than 8 items; the "
+                                          r"embedding has 8$"):
+        run_evaluate(str(tmp_path), "no-interactions", "no-items", config, str(tmp_path / "out.json"))
+    assert not (tmp_path / "out.json").exists()

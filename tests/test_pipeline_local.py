@@ -125,3 +125,16 @@ def test_missing_data_file_and_bad_config_are_one_line_errors(tmp_path: Path, ca
     assert main(["run", "--config", str(cfg), "--output-dir", str(tmp_path / "o")]) == 1
     assert f"{cfg}: field 'pretrain.dim' must be a positive integer, got -3" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_file_where_a_run_writes_a_folder_fails_before_the_run(tmp_path: Path, retail_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("the user's")
+    base = ["--config", str(TINY), "--data", str(retail_path), "--output-dir", str(tmp_path / "o")]
+    for argv, flag in [(["run", *base, "--checkpoint-dir", str(blocker)], "--checkpoint-dir"),
+                       (["run", *base, "--publish", "--registry", str(blocker)], "--registry or cluster.registry"),
+                       (["retrain", *base, "--registry", str(blocker)], "--registry or cluster.registry")]:
+        assert main(argv) == 1
+        assert capsys.readouterr().err.strip() == f"reprflow: error: {blocker}: not a directory ({flag})"
+        assert not (tmp_path / "o").exists() and blocker.read_text() == "the user's"

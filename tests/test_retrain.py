@@ -251,3 +251,42 @@ def test_retrain_without_production_or_with_bad_data_fails_in_one_line(tmp_path:
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("reprflow: error: ") and "no production version of 'online-retail'" in err
     assert not (tmp_path / "o" / "artifacts").exists()
+
+
+def test_retrain_names_the_users_file_for_a_bad_value_and_leaves_no_split(tmp_path: Path, retail_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    import gzip
+
+    with gzip.open(retail_path, "rt", encoding="utf-8", errors="replace") as f:
+        lines = [next(f) for _ in range(40)]
+    head = lines[0].rstrip("\n").split(",")
+    row = lines[4].rstrip("\n").split(",")  # line 5 of the file; no quoted commas in these rows
+    assert len(row) == len(head)
+    row[head.index("UnitPrice")] = "abc"
+    lines[4] = ",".join(row) + "\n"
+    data = tmp_path / "mine.csv"
+    data.write_text("".join(lines), encoding="utf-8")
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    argv = ["retrain", "--config", str(REPO / "configs" / "tiny.yaml"), "--data", str(data), "--output-dir",
+            str(out), "--registry", str(tmp_path / "registry")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"reprflow: error: {data}: column 'UnitPrice' line 5: cannot parse 'abc' as a number (1 such rows)"
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert not (tmp_path / "registry").exists()
+
+    # valid values on both sides of the cut, too few to train on: the bootstrap fails after the split
+    lines[4] = lines[5]
+    date = head.index("InvoiceDate")
+    for i in range(30, 40):
+        row = lines[i].rstrip("\n").split(",")
+        row[date] = "2011-01-05 10:00:00"
+        lines[i] = ",".join(row) + "\n"
+    data.write_text("".join(lines), encoding="utf-8")
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"reprflow: error: bootstrap from the rows of {data} before 2010-12-15: ")
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+

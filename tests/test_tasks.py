@@ -86,3 +86,7 @@ def test_pinned_labels_define_the_classes_whatever_the_counts() -> None:
     pinned = product_type(items, 2, 0.3, 0, labels=["CUP", "BOX"])
     assert pinned.labels == ("BOX", "CUP") and len(pinned.rows) == 7
     assert [pinned.labels[y] for y in pinned.y] == [words[r] for r in pinned.rows]
+    assert product_type(items, 2, 0.3, 0, labels=["cup", "Box"]).labels == ("BOX", "CUP")  # any case
+    with pytest.raises(DataError, match=r"^field downstream.product_type_labels: 'PLATE', 'bowl' are not the last "
+                                        r"word of any item's description \(the most frequent are MUG, BAG, BOX, CUP\)$"):
+        product_type(items, 2, 0.3, 0, labels=["CUP", "PLATE", "bowl"])

@@ -731,3 +731,11 @@ def test_with_an_empty_prefix_a_marker_at_the_bucket_root_is_no_batch() -> None:
     with pytest.raises(Refused, match="not inside a batch folder"):
         batch_uri(Notification("OBJECT_FINALIZE", BUCKET, "_SUCCESS", 1), settings)
     assert batch_uri(Notification("OBJECT_FINALIZE", BUCKET, "b1/_SUCCESS", 1), settings) == f"gs://{BUCKET}/b1/"
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(port: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["trigger", "serve", "--port", port])
+    assert exited.value.code == 2
+    assert f"argument --port: expected a port number from 0 to 65535, got '{port}'" in capsys.readouterr().err

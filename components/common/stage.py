@@ -18,8 +18,9 @@ T = TypeVar("T")
 
 
 def run_stage(fn: Callable[[dict[str, Any]], T], config: dict[str, Any]) -> T:
-    """Run `fn(validated config)` with INFO logging; a ReprflowError is also appended to
-    $REPRFLOW_ERROR_FILE.
+    """Run `fn(validated config)` with INFO logging. A ReprflowError (bad input, worded for the user)
+    is logged as one line, appended to $REPRFLOW_ERROR_FILE and ends the task with exit status 1;
+    any other exception is a defect and keeps its traceback.
 
     The config is validated again here because it arrives as a pipeline parameter, from whoever
     submitted the run, and as a protobuf Struct (integers become floats).
@@ -35,4 +36,5 @@ def run_stage(fn: Callable[[dict[str, Any]], T], config: dict[str, Any]) -> T:
         if path:
             with open(path, "a", encoding="utf-8") as f:
                 f.write(f"{exc}\n")
-        raise
+        logging.getLogger("reprflow").error("%s", exc)
+        raise SystemExit(1) from None

@@ -59,13 +59,19 @@ def in_test_split(ids: pd.Series, fraction: float, seed: int) -> np.ndarray:
 def product_type(
     items: pd.DataFrame, n_classes: int, fraction: float, seed: int, labels: list[str] | None = None
 ) -> Task:
-    """The last word of the description; classes `labels`, or the n_classes most frequent words."""
+    """The last word of the description; classes `labels` (any case), or the n_classes most frequent words."""
     word = items["description"].astype(str).str.strip().str.split().str[-1].fillna("").str.upper()
+    counts = word[word != ""].value_counts()
+    counts = counts.sort_index().sort_values(ascending=False, kind="stable")
     if labels:
-        top = pd.Index(labels)
+        top = pd.Index([label.upper() for label in labels])
+        absent = [label for label in labels if label.upper() not in counts.index]
+        if absent:
+            raise DataError(f"field downstream.product_type_labels: {', '.join(map(repr, absent))} "
+                            f"{'is' if len(absent) == 1 else 'are'} not the last word of any item's description "
+                            f"(the most frequent are {', '.join(counts.index[:8])})")
     else:
-        top = word[word != ""].value_counts()
-        top = top.sort_index().sort_values(ascending=False, kind="stable").index[:n_classes]
+        top = counts.index[:n_classes]
     keep = word.isin(top).to_numpy()
     names = np.sort(top.to_numpy())
     labels = np.searchsorted(names, word[keep].to_numpy())

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from reprflow.components.common.artifacts import write_json
+from reprflow.components.common.errors import ConfigError
 from reprflow.components.common.provenance import provenance
 from reprflow.components.common.tables import read_interactions, read_items
 from reprflow.components.common.tasks import Task, build_tasks
@@ -47,8 +48,11 @@ def run_evaluate(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     reps, _, rep_meta = load_representations(representations_dir)
-    tasks = build_tasks(read_interactions(interactions_path), read_items(items_path), config)
     k = config["evaluate"]["knn_k"]
+    items = len(next(iter(reps.values()))[0])
+    if k >= items:
+        raise ConfigError(f"field evaluate.knn_k: {k} neighbours need more than {k} items; the embedding has {items}")
+    tasks = build_tasks(read_interactions(interactions_path), read_items(items_path), config)
     stability = {}
     for name, tables in reps.items():
         stability[name] = seed_stability(list(tables), k=k)

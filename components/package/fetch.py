@@ -23,7 +23,7 @@ def fetch_bundle(reference: str, registry_root: str, name: str, out_dir: str) ->
     """Put the bundle `reference` names into `out_dir`; returns its URI (the version's, or the folder)."""
     if reference == "current":
         if not registry_root:
-            raise DataError("'current' needs a registry: set cluster.registry in the configuration")
+            raise DataError("'current' needs a registry: pass --registry or set cluster.registry in the configuration")
         registry = Registry(registry_root)
         pointer = registry.read_pointer(name)
         if pointer.version is None:
