@@ -17,7 +17,7 @@ from _common import write_json
 from reprflow.components.common.artifacts import load_npy, read_json
 from reprflow.components.common.config import load_config
 from reprflow.components.common.tables import read_interactions, read_items
-from reprflow.components.common.tasks import build_tasks
+from reprflow.components.common.tasks import build_tasks, training_items
 from reprflow.components.featurize.variants import score_tables, variant_study
 
 
@@ -40,7 +40,8 @@ def main() -> None:
     items = read_items(str(ingest / "items"))
     tasks = build_tasks(read_interactions(str(ingest / "interactions")), items, config)
     results = {"raw": score_tables(tables, tasks),
-               **variant_study(tables, ids, items["baskets"].to_numpy(), config["featurize"]["anchors"], tasks)}
+               **variant_study(tables, ids, items["baskets"].to_numpy(), config["featurize"]["anchors"], tasks,
+                                 training_items(items, config))}
     names = [t.name for t in tasks]
     print(f"\n{'variant':40s}" + "".join(f"{t:>34s}" for t in names))
     print(f"{'':40s}" + "   retrained  churn  swapped        " * len(names))

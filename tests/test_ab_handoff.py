@@ -17,6 +17,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from reprflow.components.package.bundle import ids_digest
+from reprflow.components.package.linear_model import LinearModel
 from reprflow.components.ab_prep import handoff as handoff_mod
 from reprflow.components.ab_prep.bundle import BundleError
 from reprflow.components.ab_prep.comparability import NotComparable, jaccard
@@ -65,11 +66,14 @@ def make_bundle(path: Path, *, ids: list[str] | None = None, mean: float = 0.50,
     (path / "embeddings" / "ids.json").write_text(json.dumps(ids))
     np.save(path / "embeddings" / "embeddings.npy", np.zeros((len(ids), 4), dtype=np.float32))
     (path / "featurizer").mkdir()
-    (path / "featurizer" / "featurizer.json").write_text('{"anchors": []}')
-    for t in ("product_type", "log_price"):
+    (path / "featurizer" / "featurizer.json").write_text(json.dumps({"anchors": list(dict.fromkeys(ids))[:4],
+                                                                         "kernel": "cosine"}))
+    for t, rows, classes in (("product_type", 2, ("BAG", "MUG")), ("log_price", 1, ())):
         (path / "models" / t).mkdir(parents=True)
+        model = LinearModel("multiclass" if classes else "regression", np.zeros(4), np.ones(4), np.ones((rows, 4)),
+                            np.zeros(rows), classes)
         for rep in ("fpr_seedmean", "raw"):
-            (path / "models" / t / f"{rep}.json").write_text("{}")
+            model.save(path / "models" / t / f"{rep}.json")
     (path / "bundle.json").write_text(json.dumps(doc, indent=2))
     return path
 
@@ -407,6 +411,13 @@ def test_missing_or_broken_files(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match=r"field 'models.product_type.fpr_seedmean' names "
                                           r"'models/product_type/fpr_seedmean.json', which is not in the bundle"):
         run_ab_prep(good, no_model, config(), tmp_path / "out")
+    for rel, message in [("models/product_type/fpr_seedmean.json", "not valid JSON"),
+                         ("featurizer/featurizer.json", "not valid JSON")]:
+        cut = make_bundle(tmp_path / rel.replace("/", "_"))
+        text = (cut / rel).read_text()
+        (cut / rel).write_text(text[: len(text) // 2])  # a truncated copy
+        with pytest.raises(ReprflowError, match=rf"{re.escape(str(cut / rel))}: {message}"):
+            run_ab_prep(good, cut, config(), tmp_path / "out")
     assert_nothing_written(tmp_path / "out")
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from reprflow.components.common.artifacts import atomic_dir, load_npy, write_json
+from reprflow.components.common.artifacts import atomic_dir, load_npy, read_json, write_json
+from reprflow.components.common.errors import DataError
 
 
 def test_atomic_dir_replaces_a_folder_or_a_file_and_a_failure_keeps_the_old_one(tmp_path: Path) -> None:
@@ -73,5 +75,17 @@ def test_load_npy_refuses_pickled_objects(tmp_path: Path) -> None:
     # only the header of an object array: the refusal comes before any payload is read
     with open(tmp_path / "obj.npy", "wb") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": (1,)})
-    with pytest.raises(ValueError, match="allow_pickle=False"):
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'obj.npy'))}: cannot be read as an \.npy "
+                                        r"array \(.*allow_pickle=False"):
         load_npy(tmp_path / "obj.npy")
+
+
+def test_damaged_json_and_npy_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text('{"a": [1, 2')
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'a.json'))}: not valid JSON"):
+        read_json(tmp_path / "a.json")
+    np.save(tmp_path / "x.npy", np.arange(100.0))
+    data = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "x.npy").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'x.npy'))}: cannot be read as an \.npy"):
+        load_npy(tmp_path / "x.npy")

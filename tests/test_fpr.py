@@ -94,6 +94,24 @@ def test_quantile_binning_is_fitted_once_and_stored() -> None:
     assert quantile_edges(np.arange(11.0)[:, None], 2).tolist() == [[5.5]]
 
 
+def test_bin_edges_come_from_the_training_entities_only() -> None:
+    """Moving test entities (not anchors) leaves every training entity's binned features as they were."""
+    train = np.arange(N) % 3 != 0
+    feat = FPRFeaturizer.fit(IDS, COUNTS, M, tables=TABLES, quantile_bins=5, fit_rows=train)
+    anchors = feat.anchor_rows(IDS)
+    moved = TABLES.copy()
+    test_only = ~train
+    test_only[anchors] = False
+    moved[:, test_only] = moved[:, test_only] * 0.5 + 0.3
+    again = FPRFeaturizer.fit(IDS, COUNTS, M, tables=moved, quantile_bins=5, fit_rows=train)
+    assert again == feat
+    np.testing.assert_array_equal(again.transform(moved, IDS)[train], feat.transform(TABLES, IDS)[train])
+    everyone = FPRFeaturizer.fit(IDS, COUNTS, M, tables=moved, quantile_bins=5)
+    assert everyone.bin_edges != feat.bin_edges  # fitted on all entities, the test ones move the edges
+    with pytest.raises(ValueError, match="fit_rows must be"):
+        FPRFeaturizer.fit(IDS, COUNTS, M, tables=TABLES, quantile_bins=5, fit_rows=train[:-1])
+
+
 def test_binned_features_are_blockwise_exact_and_seed_order_invariant_when_an_edge_meets_a_sample() -> None:
     """n = 901 with 10 bins: (n - 1) q is whole, so a linear-interpolation edge would be a sample's
     own value, and float32 rounding that differs with the block size would move it across."""
@@ -223,3 +241,19 @@ def test_transform_streams_a_memory_map_in_bounded_memory(tmp_path) -> None:
         np.testing.assert_allclose(got, want, atol=1e-5)
         # the output itself plus O(block) working memory; a float64 copy of the input would be 77 MB
         assert peak < got.nbytes + 24 * 2**20, f"{feat.kernel}: peak {peak / 2**20:.1f} MiB"
+
+
+def test_variant_anchor_counts_scale_the_count_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reprflow.components.featurize import variants
+
+    used: list[int] = []
+    fit = FPRFeaturizer.fit
+
+    def spy(ids, counts, m, *args, **kw):
+        used.append(m)
+        return fit(ids, counts, m, *args, **kw)
+
+    monkeypatch.setattr(variants.FPRFeaturizer, "fit", spy)
+    variants.variant_study(TABLES, IDS, COUNTS, anchors=10 * N, tasks=[])  # more anchors than items: N are used
+    by_variant = dict(zip(variants.VARIANTS, used))
+    assert by_variant["cosine"] == N and by_variant["cosine, m/4"] == round(N / 4) and by_variant["cosine, 4m"] == N

@@ -81,3 +81,17 @@ def test_next_item_task_uses_last_invoice_and_splits_customers() -> None:
     assert task.train.n_queries + task.test.n_queries == 40  # 'lonely' has one invoice
     assert 0 < task.test.n_queries < 40
     assert set(task.train.targets.tolist()) == {2} and set(task.train.history_items.tolist()) == {0, 1}
+
+
+def test_a_split_without_queries_or_scorable_targets_is_a_named_error() -> None:
+    from reprflow.components.common.errors import DataError
+
+    t = pd.Timestamp("2011-01-01")
+    items = pd.DataFrame({"item": ["A", "B"], "description": "", "baskets": 5, "median_price": 1.0})
+    rows = [("i1", "A", "c1", t), ("i2", "B", "c1", t + pd.Timedelta(days=1))]  # one customer: one split is empty
+    inter = pd.DataFrame(rows, columns=["invoice", "item", "customer", "timestamp"]).astype({"customer": "string"})
+    with pytest.raises(DataError, match=r"^task next_item: the (training|test) split has no query .*1 such customers"):
+        next_item_task(inter, items, 0.3, 0)
+    # every target already in the history: nothing to score, instead of a NaN in summary.json
+    with pytest.raises(DataError, match="none of the 2 queries has a target outside its history"):
+        hit_metrics(np.tile(np.arange(10), (2, 1)), queries([[0], [1]], [[0], [1]]))

@@ -4,6 +4,7 @@ holds what a published version needs, checked on load."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,38 @@ def test_linear_model_predicts_as_the_fitted_pipeline(kind: str, tmp_path: Path)
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match=r"takes \(n, 7\) features"):
         loaded.predict(test[:, :6])
+
+
+def test_a_two_class_model_predicts_both_classes_and_its_softmax_is_the_logistic(tmp_path: Path) -> None:
+    # sklearn keeps one score row for two classes; the stored model must not argmax over that one row
+    x = RNG.normal(size=(300, 5))
+    y = (x[:, 0] - x[:, 3] > 0.2).astype(int)
+    pipeline = make_model("multiclass").fit(x, y)
+    model = LinearModel.from_pipeline(pipeline, "multiclass", ("BAG", "BOX"))
+    model.save(tmp_path / "m.json")
+    loaded = LinearModel.load(tmp_path / "m.json")
+    test = RNG.normal(size=(200, 5))
+    assert list(loaded.predict(test)) == [("BAG", "BOX")[int(c)] for c in pipeline.predict(test)]
+    assert set(loaded.predict(test)) == {"BAG", "BOX"}
+    scores = loaded.decision(test)
+    softmax = np.exp(scores - scores.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(softmax / softmax.sum(axis=1, keepdims=True), pipeline.predict_proba(test),
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"kind": "pickle"}, "field 'kind' must be one of multiclass, binary, regression, got 'pickle'"),
+    ({"scale": [1.0, 0.0]}, "the numbers must be finite and every scale positive"),
+    ({"coef": [[1.0, "x"]]}, "fields mean, scale, coef and intercept must be arrays of numbers"),
+    ({"coef": [[1.0, 2.0, 3.0]]}, r"shapes of mean \(2,\), scale \(2,\), coef \(1, 3\)"),
+    ({"kind": "multiclass", "classes": ["A"], "coef": [[1.0, 2.0]]}, "field 'classes' must name at least 2 classes"),
+])
+def test_a_damaged_model_file_is_refused_naming_it(tmp_path: Path, change: dict, message: str) -> None:
+    good = LinearModel("regression", np.zeros(2), np.ones(2), np.ones((1, 2)), np.zeros(1)).to_dict()
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(good | change))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: {message}"):
+        LinearModel.load(path)
 
 
 def test_a_model_file_of_another_schema_is_refused(tmp_path: Path) -> None:
@@ -94,6 +127,11 @@ def test_bundle_load_checks_schema_fields_and_files(tmp_path: Path) -> None:
     (tmp_path / "b" / "bundle.json").write_text("[1]")
     with pytest.raises(DataError, match="must be a JSON object, got list"):
         Bundle.load(tmp_path / "b")
+    # ids that are not the ones bundle.json records are refused when first read
+    (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta))
+    (tmp_path / "b" / "embeddings" / "ids.json").write_text(json.dumps(ids[:-1]))
+    with pytest.raises(DataError, match=r"ids.json: not the 10 entity ids whose digest bundle.json records"):
+        Bundle.load(tmp_path / "b").ids
 
 
 def test_fetch_bundle_by_folder_and_by_version_uri(tmp_path: Path) -> None:

@@ -94,6 +94,19 @@ def test_training_separates_clusters_and_is_deterministic() -> None:
     assert same.mean() > cross.mean() + 0.3
 
 
+def test_nothing_to_train_on_is_an_error_and_untrained_items_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from reprflow.components.common.errors import DataError
+
+    cfg = Item2VecConfig(dim=4, window=2, epochs=1, negatives=2, batch_size=8, learning_rate=0.02, device="cpu")
+    singles = make_baskets(np.array(["a", "b", "c"]), np.array([0, 1, 2]), 3)  # every basket holds one item
+    with pytest.raises(DataError, match="no basket holds two of the 3 vocabulary items"):
+        train(singles, cfg, seed=0, progress=False)
+    lonely = make_baskets(np.array(["a", "a", "b"]), np.array([0, 1, 2]), 3)  # item 2 is only ever bought alone
+    with caplog.at_level("WARNING"):
+        train(lonely, cfg, seed=0, progress=False)
+    assert "1 of 3 items are in no basket with another vocabulary item" in caplog.text
+
+
 CHILD = """
 import sys, numpy as np
 sys.path.insert(0, {tests!r})

@@ -18,7 +18,7 @@ from reprflow.components.common.registry import PointerMoved, Registry
 from reprflow.components.common.tasks import build_tasks
 from reprflow.components.featurize.fpr import FPRFeaturizer, select_anchors
 from reprflow.components.ingest.ingest import ingest
-from reprflow.components.package.bundle import SCHEMA, Bundle, production_models, served_features
+from reprflow.components.package.bundle import SCHEMA, Bundle, ids_digest, production_models, served_features
 from reprflow.components.retrain.drift import compute_drift, entity_drift
 from reprflow.components.retrain.gate import gate
 from reprflow.components.retrain.promote import promote, publish_and_maybe_promote, publish_bundle
@@ -68,7 +68,7 @@ def make_bundle(root: Path, tables: np.ndarray, data, config: dict, offline: dic
             model.save(root / "models" / task / f"{rep}.json")
         models[task] = {rep: f"models/{task}/{rep}.json" for rep in reps}
     meta = {"schema": SCHEMA, "name": "retail", "served_representation": "fpr_seedmean",
-            "entities": {"count": len(ids), "ids_sha256": "0" * 64},
+            "entities": {"count": len(ids), "ids_sha256": ids_digest(ids)},
             "tasks": {t.name: {"kind": t.kind, "metric": t.metric, "definition": {"kind": t.kind},
                                "offline": {rep: offline for rep in ("fpr_seedmean", "raw")}} for t in tasks},
             "provenance": {"inputs": []}, "featurizer": "featurizer/featurizer.json", "models": models}

@@ -16,8 +16,10 @@ from typing import Any
 from reprflow.components.common.artifacts import stays_inside
 from reprflow.components.common.errors import ReprflowError
 from reprflow.components.common.registry import NAME_PATTERN, VERSION_PATTERN
+from reprflow.components.featurize.fpr import FPRFeaturizer
 from reprflow.components.package.bundle import OFFLINE_KEYS, SERVED, ids_digest
 from reprflow.components.package.bundle import SCHEMA as BUNDLE_SCHEMA
+from reprflow.components.package.linear_model import LinearModel
 
 BUNDLE_FILE = "bundle.json"
 IDS_FILE = "embeddings/ids.json"
@@ -171,10 +173,12 @@ def load_bundle(directory: str | Path, role: str, uri: str | None, task: str) ->
         and (i["generation"] is None or (isinstance(i["generation"], int) and not isinstance(i["generation"], bool)))
         for i in inputs), bundle_file, "provenance.inputs", 'a list of {"uri": string, "generation": integer|null}',
         inputs)
-    _rel_file(directory, bundle_file, "featurizer", _get(doc, "featurizer", bundle_file))
+    # the files the handoff tells a team to serve must parse, not just exist
+    FPRFeaturizer.load(directory / _rel_file(directory, bundle_file, "featurizer", _get(doc, "featurizer", bundle_file)))
     if task in tasks:
         check_task_entry(bundle_file, doc, task, served)
-        _rel_file(directory, bundle_file, f"models.{task}.{served}", _get(doc, f"models.{task}.{served}", bundle_file))
+        model = _get(doc, f"models.{task}.{served}", bundle_file)
+        LinearModel.load(directory / _rel_file(directory, bundle_file, f"models.{task}.{served}", model))
 
     ids_file = directory / IDS_FILE
     if not ids_file.is_file():

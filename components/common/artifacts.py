@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from reprflow.components.common.errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
@@ -74,9 +76,17 @@ def stays_inside(rel: Any) -> bool:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file's content; DataError naming the file if it is not valid UTF-8 JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
 
 
 def load_npy(path: str | os.PathLike) -> np.ndarray:
-    """Load an array with pickles refused: stored artifacts never execute code."""
-    return np.load(path, allow_pickle=False)
+    """Load an array with pickles refused: stored artifacts never execute code. DataError naming the
+    file for one that is truncated, not an .npy, or an object array (which would need a pickle)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as exc:
+        raise DataError(f"{path}: cannot be read as an .npy array ({exc})") from None

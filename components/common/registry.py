@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from reprflow.components.common.artifacts import atomic_dir, read_json, stays_inside, write_json
-from reprflow.components.common.errors import ReprflowError
+from reprflow.components.common.errors import DataError, ReprflowError
 from reprflow.components.common.gcs import (
     GCS,
     ChecksumMismatch,
@@ -181,8 +181,8 @@ class _LocalBackend:
             return None
         try:
             obj = read_json(path)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise StorageError(f"{path}: not valid JSON ({exc})") from exc
+        except DataError as exc:  # names the path already
+            raise StorageError(str(exc)) from exc
         return obj, int(obj.get("generation", 1)) if isinstance(obj, dict) else 1
 
     def fetch_file(self, rel: str, dest: Path) -> None:

@@ -56,6 +56,12 @@ def in_test_split(ids: pd.Series, fraction: float, seed: int) -> np.ndarray:
     return h < np.uint64(int(fraction * 2**32))
 
 
+def training_items(items: pd.DataFrame, config: dict[str, Any]) -> np.ndarray:
+    """(n,) mask of the items outside every item task's test split (the entities a featurizer may fit on)."""
+    d = config["downstream"]
+    return ~in_test_split(items["item"], d["test_fraction"], d["split_seed"])
+
+
 def product_type(
     items: pd.DataFrame, n_classes: int, fraction: float, seed: int, labels: list[str] | None = None
 ) -> Task:

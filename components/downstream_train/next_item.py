@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from reprflow.components.common.errors import DataError
 from reprflow.components.common.tables import vocabulary_rows
 from reprflow.components.common.tasks import in_test_split
 from reprflow.components.evaluate_predictability.metrics.sequential_proxy import (
@@ -62,7 +63,12 @@ def next_item_task(interactions: pd.DataFrame, items: pd.DataFrame, test_fractio
     per_customer = pd.Series(invoice).groupby(customer).nunique()
     customers = np.sort(per_customer.index[per_customer.to_numpy() >= 2].to_numpy())
     test = in_test_split(pd.Series(customers), test_fraction, split_seed)
-    return NextItemTask(_subset(queries, ~test), _subset(queries, test))
+    task = NextItemTask(_subset(queries, ~test), _subset(queries, test))
+    for name, split in (("training", task.train), ("test", task.test)):
+        if split.n_queries == 0:
+            raise DataError(f"task next_item: the {name} split has no query (no customer in it has two invoices "
+                            f"of embedded items; {len(customers)} such customers in all)")
+    return task
 
 
 class TwoTower(torch.nn.Module):
@@ -142,6 +148,8 @@ def hit_metrics(top: np.ndarray, queries: SequentialQueries) -> dict[str, float]
         hits = np.array([i in relevant for i in top[qi]], dtype=float)
         hr.append(hits.any())
         ndcg.append(hits @ discount / discount[: min(len(relevant), K)].sum())
+    if not hr:
+        raise DataError(f"task next_item: none of the {queries.n_queries} queries has a target outside its history")
     return {f"hr_at_{K}": float(np.mean(hr)), f"ndcg_at_{K}": float(np.mean(ndcg))}
 
 

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from reprflow.components.common.artifacts import write_json
 from reprflow.components.common.provenance import provenance
 from reprflow.components.common.tables import read_interactions, read_items
-from reprflow.components.common.tasks import build_tasks
+from reprflow.components.common.tasks import build_tasks, training_items
 from reprflow.components.downstream_train.models import ensemble_study, seed_study
 from reprflow.components.downstream_train.next_item import homogeneity_study, next_item_task
 from reprflow.components.featurize.run import load_representations
@@ -49,7 +49,8 @@ def run_downstream(
         log.info("next item / %s: %s", name, homogeneity[name])
     featurizers = None
     if config["featurize"]["compare_variants"]:
-        featurizers = variant_study(reps["raw"], ids, items["baskets"].to_numpy(), config["featurize"]["anchors"], tasks)
+        featurizers = variant_study(reps["raw"], ids, items["baskets"].to_numpy(), config["featurize"]["anchors"], tasks,
+                                    training_items(items, config))
         log.info("featurizer family: %d variants scored", len(featurizers))
     out = {
         "tasks": results,

@@ -26,10 +26,15 @@ so the K seeds cost one pass of a (block, K d) x (K d, m) matmul and the output 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from reprflow.components.common.artifacts import read_json
+from reprflow.components.common.errors import DataError
 
 KERNELS = ("cosine", "dot", "rbf")
 ANCHOR_RULES = ("frequency", "kmeans++")
@@ -232,10 +237,11 @@ class FPRFeaturizer:
         anchor_rule: str = "frequency",
         seed_spread: bool = False,
         quantile_bins: int = 0,
+        fit_rows: np.ndarray | None = None,
     ) -> "FPRFeaturizer":
-        """Choose anchors; with `quantile_bins` > 1, fit bin edges on all entities of `tables`.
-
-        Binning edges come from the unlabelled entities, so fitting them leaks no label."""
+        """Choose anchors; with `quantile_bins` > 1, fit bin edges on the entities of `tables` that the
+        boolean mask `fit_rows` (n,) selects (default: all): the training entities, so that no test
+        entity moves a training entity's features."""
         if kernel not in KERNELS:
             raise ValueError(f"unknown kernel {kernel!r} (known: {', '.join(KERNELS)})")
         if anchor_rule not in ANCHOR_RULES:
@@ -250,9 +256,12 @@ class FPRFeaturizer:
         featurizer = cls(tuple(anchors), kernel, seed_spread)
         if quantile_bins > 1:
             # edges from every stride-th entity, at most FIT_SAMPLE of them: a quantile needs no more
-            stride = max(1, -(-len(ids) // FIT_SAMPLE))
+            fit = np.ones(len(ids), dtype=bool) if fit_rows is None else np.asarray(fit_rows, dtype=bool)
+            if fit.shape != (len(ids),) or fit.sum() < 2:
+                raise ValueError(f"fit_rows must be an ({len(ids)},) mask selecting at least 2 entities")
+            stride = max(1, -(-int(fit.sum()) // FIT_SAMPLE))
             sample = np.concatenate([
-                block[np.arange(rows.start, rows.stop) % stride == 0, :m]
+                block[(np.arange(rows.start, rows.stop) % stride == 0) & fit[rows], :m]
                 for rows, block in featurizer._feature_blocks(tables, ids, BLOCK_ROWS)
             ])
             edges = tuple(map(tuple, quantile_edges(sample, quantile_bins).tolist()))
@@ -302,6 +311,29 @@ class FPRFeaturizer:
                 "bin_edges": [list(e) for e in self.bin_edges]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FPRFeaturizer":
-        return cls(tuple(d["anchors"]), d["kernel"], bool(d.get("seed_spread", False)),
-                   tuple(tuple(e) for e in d.get("bin_edges", ())))
+    def from_dict(cls, d: Any, source: str = "<featurizer>") -> "FPRFeaturizer":
+        """The featurizer `to_dict` wrote; DataError naming `source` and the field for anything else."""
+        if not isinstance(d, dict):
+            raise DataError(f"{source}: must be a JSON object, got {type(d).__name__}")
+        anchors, kernel = d.get("anchors"), d.get("kernel")
+        if not (isinstance(anchors, list) and anchors and all(isinstance(a, str) for a in anchors)
+                and len(set(anchors)) == len(anchors)):
+            raise DataError(f"{source}: field 'anchors' must be a non-empty list of distinct entity ids")
+        if kernel not in KERNELS:
+            raise DataError(f"{source}: field 'kernel' must be one of {', '.join(KERNELS)}, got {kernel!r}")
+        if not isinstance(d.get("seed_spread", False), bool):
+            raise DataError(f"{source}: field 'seed_spread' must be true or false, got {d['seed_spread']!r}")
+        edges = d.get("bin_edges", [])
+        try:
+            table = np.array(edges, dtype=np.float64).reshape(len(edges), -1) if edges else np.zeros((0, 0))
+        except (TypeError, ValueError):
+            table = None
+        if table is None or not np.isfinite(table).all() or (np.diff(table, axis=1) < 0).any() or \
+                (edges and (table.shape[0] != len(anchors) or table.shape[1] == 0)):
+            raise DataError(f"{source}: field 'bin_edges' must hold, per anchor, the same number of finite "
+                            "ascending edges")
+        return cls(tuple(anchors), kernel, d.get("seed_spread", False), tuple(tuple(e) for e in edges))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "FPRFeaturizer":
+        return cls.from_dict(read_json(path), str(path))

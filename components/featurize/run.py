@@ -22,6 +22,7 @@ from reprflow.components.common.artifacts import atomic_dir, load_npy, read_json
 from reprflow.components.common.errors import DataError
 from reprflow.components.common.provenance import provenance
 from reprflow.components.common.tables import read_items
+from reprflow.components.common.tasks import training_items
 from reprflow.components.featurize.fpr import FPRFeaturizer
 from reprflow.components.featurize.strategies import align_to_reference, concat, leave_one_out
 
@@ -46,9 +47,10 @@ def run_featurize(
         featurizer = FPRFeaturizer.fit(
             ids, items["baskets"].to_numpy(), min(cfg["anchors"], len(ids)), cfg["kernel"], tables=tables,
             anchor_rule=cfg["anchor_rule"], seed_spread=cfg["seed_spread"], quantile_bins=cfg["quantile_bins"],
+            fit_rows=training_items(items, config),
         )
     else:
-        featurizer = FPRFeaturizer.from_dict(read_json(reference_featurizer))
+        featurizer = FPRFeaturizer.load(reference_featurizer)
         missing = sorted(set(featurizer.anchors) - set(ids))
         if missing:
             raise DataError(f"{reference_featurizer}: {len(missing)} production anchor(s) are not among the new "

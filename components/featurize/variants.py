@@ -18,7 +18,7 @@ from reprflow.components.downstream_train.models import seed_study
 from reprflow.components.featurize.fpr import FPRFeaturizer
 from reprflow.components.featurize.strategies import leave_one_out
 
-# name -> FPRFeaturizer.fit arguments; "m" is a multiple of the configured anchor count
+# name -> FPRFeaturizer.fit arguments; "m" is a multiple of the anchor count in use, min(anchors, n)
 VARIANTS: dict[str, dict[str, Any]] = {
     "cosine": {},
     "dot": {"kernel": "dot"},
@@ -44,15 +44,20 @@ def score_tables(tables: np.ndarray, tasks: list[Task]) -> dict[str, dict[str, f
 
 
 def variant_study(
-    tables: np.ndarray, ids: list[str], counts: np.ndarray, anchors: int, tasks: list[Task]
+    tables: np.ndarray, ids: list[str], counts: np.ndarray, anchors: int, tasks: list[Task],
+    fit_rows: np.ndarray | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """"<variant> / single seed" and "<variant> / seed mean" -> task -> STUDY_KEYS."""
+    """"<variant> / single seed" and "<variant> / seed mean" -> task -> STUDY_KEYS. Bin edges are fitted
+    on the entities `fit_rows` selects (the training entities); "m" multiplies the anchor count in use,
+    min(anchors, n)."""
     results = {}
+    base = min(anchors, len(ids))
     for name, v in VARIANTS.items():
-        m = max(2, min(len(ids), round(anchors * v.get("m", 1.0))))
+        m = max(2, min(len(ids), round(base * v.get("m", 1.0))))
         featurizer = FPRFeaturizer.fit(ids, counts, m, v.get("kernel", "cosine"), tables=tables,
                                        anchor_rule=v.get("anchor_rule", "frequency"),
-                                       seed_spread=v.get("seed_spread", False), quantile_bins=v.get("quantile_bins", 0))
+                                       seed_spread=v.get("seed_spread", False), quantile_bins=v.get("quantile_bins", 0),
+                                       fit_rows=fit_rows)
         if not (v.get("seed_spread") or v.get("quantile_bins")):
             results[f"{name} / single seed"] = score_tables(featurizer.transform_seeds(tables, ids), tasks)
         results[f"{name} / seed mean"] = score_tables(leave_one_out(tables, lambda t: featurizer.transform(t, ids)), tasks)

@@ -76,7 +76,7 @@ def build_bundle(
     """Write a bundle from a run's artifacts; returns bundle.json's content."""
     root = Path(embedding_set_dir)
     tables, ids = load_npy(root / "embeddings.npy"), read_json(root / "ids.json")
-    featurizer = FPRFeaturizer.from_dict(read_json(Path(featurizer_dir) / "featurizer.json"))
+    featurizer = FPRFeaturizer.load(Path(featurizer_dir) / "featurizer.json")
     results = read_json(results_path)
     tasks = build_tasks(interactions, items, config)
     models = production_models(tasks, served_features(tables, ids, featurizer))
@@ -155,15 +155,24 @@ class Bundle:
 
     @functools.cached_property
     def ids(self) -> list[str]:
-        return read_json(self.root / "embeddings" / "ids.json")
+        path, entities = self.root / "embeddings" / "ids.json", self.meta["entities"]
+        ids = read_json(path)
+        if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)) or \
+                len(ids) != entities.get("count") or ids_digest(ids) != entities.get("ids_sha256"):
+            raise DataError(f"{path}: not the {entities.get('count')} entity ids whose digest bundle.json records")
+        return ids
 
     @functools.cached_property
     def tables(self) -> np.ndarray:
-        return load_npy(self.root / "embeddings" / "embeddings.npy")
+        path = self.root / "embeddings" / "embeddings.npy"
+        tables = load_npy(path)
+        if tables.ndim != 3 or tables.shape[1] != len(self.ids):
+            raise DataError(f"{path}: expected (seeds, {len(self.ids)} entities, dim) embeddings, got {tables.shape}")
+        return tables
 
     @functools.cached_property
     def featurizer(self) -> FPRFeaturizer:
-        return FPRFeaturizer.from_dict(read_json(self.root / self.meta["featurizer"]))
+        return FPRFeaturizer.load(self.root / self.meta["featurizer"])
 
     @functools.cached_property
     def features(self) -> dict[str, np.ndarray]:

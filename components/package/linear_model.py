@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from reprflow.components.common.artifacts import read_json
 from reprflow.components.common.errors import DataError
 
 SCHEMA = "reprflow.linear_model/1"
+KINDS = ("multiclass", "binary", "regression")
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,13 @@ class LinearModel:
         """From a fitted make_model() pipeline; `class_names[i]` names integer label i (multiclass)."""
         scaler, model = pipeline[0], pipeline[-1]
         coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
+        intercept = np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64))
         classes = tuple(class_names[int(c)] for c in model.classes_) if kind == "multiclass" else ()
-        return cls(kind, scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64), coef,
-                   np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64)), classes)
+        if kind == "multiclass" and coef.shape[0] == 1:
+            # Two classes: sklearn keeps one score s for the second class. Rows (-s/2, s/2) give the
+            # same argmax (ties to the first class, as sklearn's s > 0) and softmax = sigmoid(s).
+            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+        return cls(kind, scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64), coef, intercept, classes)
 
     def decision(self, x: np.ndarray) -> np.ndarray:
         """(n, C) linear scores of features (n, D)."""
@@ -72,12 +78,27 @@ class LinearModel:
         missing = [k for k in ("kind", "mean", "scale", "coef", "intercept", "classes") if k not in d]
         if missing:
             raise DataError(f"{source}: missing field '{missing[0]}'")
-        return cls(d["kind"], np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]),
-                   np.array(d["intercept"]), tuple(d["classes"]))
+        if d["kind"] not in KINDS:
+            raise DataError(f"{source}: field 'kind' must be one of {', '.join(KINDS)}, got {d['kind']!r}")
+        try:
+            mean, scale, coef, intercept = (np.array(d[k], dtype=np.float64) for k in ("mean", "scale", "coef",
+                                                                                      "intercept"))
+        except (TypeError, ValueError):
+            raise DataError(f"{source}: fields mean, scale, coef and intercept must be arrays of numbers") from None
+        rows = len(d["classes"]) if d["kind"] == "multiclass" else 1
+        dim = mean.shape[0] if mean.ndim == 1 else -1
+        if dim < 1 or scale.shape != (dim,) or coef.shape != (rows, dim) or intercept.shape != (rows,):
+            raise DataError(f"{source}: shapes of mean {mean.shape}, scale {scale.shape}, coef {coef.shape} and "
+                            f"intercept {intercept.shape} do not fit {rows} output(s) of one width")
+        if not all(np.isfinite(a).all() for a in (mean, scale, coef, intercept)) or not (scale > 0).all():
+            raise DataError(f"{source}: the numbers must be finite and every scale positive")
+        if d["kind"] == "multiclass" and (rows < 2 or not all(isinstance(c, str) for c in d["classes"])):
+            raise DataError(f"{source}: field 'classes' must name at least 2 classes, got {d['classes']!r}")
+        return cls(d["kind"], mean, scale, coef, intercept, tuple(d["classes"]))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict()), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> LinearModel:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")), str(path))
+        return cls.from_dict(read_json(path), str(path))

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from reprflow.components.common.errors import DataError
 from reprflow.components.common.stage import EXPECT_CUDA_ENV
 from reprflow.components.pretrain.checkpoints import CheckpointStore
 
@@ -264,10 +265,17 @@ def train(
 def _train(
     baskets: Baskets, config: Item2VecConfig, seed: int, store: CheckpointStore | None, progress: bool
 ) -> TrainResult:
+    counts = baskets.item_counts()
+    pairs = pairs_per_epoch(baskets, config.window)
+    if pairs == 0:
+        raise DataError(f"no basket holds two of the {baskets.n_items} vocabulary items: there is nothing to train on")
+    if (counts == 0).any():
+        log.warning("seed %d: %d of %d items are in no basket with another vocabulary item; their rows keep their "
+                    "random initial values", seed, int((counts == 0).sum()), baskets.n_items)
     device = resolve_device(config.device)
     model = SkipGram(baskets.n_items, config.dim, seed, config.learning_rate, device)
-    negatives = negative_table(baskets.item_counts())
-    steps_per_epoch = -(-pairs_per_epoch(baskets, config.window) // config.batch_size)
+    negatives = negative_table(counts)
+    steps_per_epoch = -(-pairs // config.batch_size)
     total = steps_per_epoch * config.epochs
     step, losses, running = 0, [], 0.0
     if store is not None and store.pull():
