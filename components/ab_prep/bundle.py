@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reprflow.components.common.artifacts import stays_inside
-from reprflow.components.common.errors import ReprflowError
+from reprflow.components.common.artifacts import read_json, stays_inside
+from reprflow.components.common.errors import DataError, ReprflowError
 from reprflow.components.common.registry import NAME_PATTERN, VERSION_PATTERN
 from reprflow.components.featurize.fpr import FPRFeaturizer
 from reprflow.components.package.bundle import OFFLINE_KEYS, SERVED, ids_digest
@@ -60,9 +60,9 @@ class Bundle:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc})") from None
+        return read_json(path)
+    except DataError as exc:  # names the file already
+        raise BundleError(str(exc)) from None
 
 
 def _is_num(v: Any) -> bool:

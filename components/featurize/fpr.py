@@ -325,11 +325,11 @@ class FPRFeaturizer:
             raise DataError(f"{source}: field 'seed_spread' must be true or false, got {d['seed_spread']!r}")
         edges = d.get("bin_edges", [])
         try:
-            table = np.array(edges, dtype=np.float64).reshape(len(edges), -1) if edges else np.zeros((0, 0))
+            table = np.array(edges, dtype=np.float64)  # ragged or non-numeric lists raise
         except (TypeError, ValueError):
             table = None
-        if table is None or not np.isfinite(table).all() or (np.diff(table, axis=1) < 0).any() or \
-                (edges and (table.shape[0] != len(anchors) or table.shape[1] == 0)):
+        if edges and not (table is not None and table.ndim == 2 and table.shape[0] == len(anchors)
+                          and table.shape[1] > 0 and np.isfinite(table).all() and (np.diff(table, axis=1) >= 0).all()):
             raise DataError(f"{source}: field 'bin_edges' must hold, per anchor, the same number of finite "
                             "ascending edges")
         return cls(tuple(anchors), kernel, d.get("seed_spread", False), tuple(tuple(e) for e in edges))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -125,11 +124,9 @@ class Bundle:
         root = Path(root)
         path = root / "bundle.json"
         try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
+            meta = read_json(path)
         except FileNotFoundError:
             raise DataError(f"{path}: not a reprflow bundle (no bundle.json)") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(meta, dict):
             raise DataError(f"{path}: must be a JSON object, got {type(meta).__name__}")
         if meta.get("schema") != SCHEMA:
