@@ -96,6 +96,7 @@ def test_artifacts_are_left_under_the_output_dir(run_dir: Path) -> None:
     assert stack.shape[0] == 3 and stack.shape[2] == 16
     meta = json.loads((embedding_sets[0].parent / "meta.json").read_text())
     assert meta["seeds"] == [0, 1, 2] and meta["code_version"] and meta["config_hash"]
+    assert isinstance(meta["untrained_items"], int) and 0 <= meta["untrained_items"] < stack.shape[1]
     featurizer = next((run_dir / "artifacts").glob("*/featurize/featurizer/featurizer.json"))
     assert len(json.loads(featurizer.read_text())["anchors"]) == 32
     assert len(list((run_dir / "checkpoints").glob("*/seed-*.pt"))) == 3

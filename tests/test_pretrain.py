@@ -103,8 +103,11 @@ def test_nothing_to_train_on_is_an_error_and_untrained_items_are_logged(caplog: 
         train(singles, cfg, seed=0, progress=False)
     lonely = make_baskets(np.array(["a", "a", "b"]), np.array([0, 1, 2]), 3)  # item 2 is only ever bought alone
     with caplog.at_level("WARNING"):
-        train(lonely, cfg, seed=0, progress=False)
+        result = train(lonely, dataclasses.replace(cfg, epochs=5), seed=0, progress=False)  # the inputs move from step 2
     assert "1 of 3 items are in no basket with another vocabulary item" in caplog.text
+    assert result.untrained_items == 1
+    initial = SkipGram(3, 4, 0, cfg.learning_rate, torch.device("cpu")).input.numpy()
+    assert np.array_equal(result.input[2], initial[2]) and not np.array_equal(result.input[:2], initial[:2])
 
 
 CHILD = """

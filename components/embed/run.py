@@ -32,6 +32,7 @@ def run_embed(model_dir: str, items_path: str, config: dict[str, Any], out_dir: 
         seed=model_meta["seed"],
         candidate=model_meta.get("candidate"),
         pretrain=model_meta.get("pretrain"),
+        untrained_items=model_meta.get("untrained_items"),  # rows still random: items in no training pair
         shape=list(table.shape),
         inputs={"model": model_dir, "items": items_path},
         timings_s={"pretrain": model_meta["duration_s"], "embed": time.perf_counter() - started},
@@ -66,7 +67,9 @@ def run_collect(embedding_dirs: Sequence[str], config: dict[str, Any], out_dir: 
         "pretrain_task_sum": float(sum(m["timings_s"]["pretrain"] + m["timings_s"]["embed"] for m in metas)),
         "collect": time.perf_counter() - started,
     }
-    meta = provenance(config, seeds=seeds, shape=list(stack.shape), inputs=list(dirs), timings_s=timings)
+    untrained = [m.get("untrained_items") for m in metas]
+    meta = provenance(config, seeds=seeds, shape=list(stack.shape), inputs=list(dirs), timings_s=timings,
+                      untrained_items=None if None in untrained else max(untrained))
     with atomic_dir(out_dir) as out:
         np.save(out / "embeddings.npy", stack)
         write_json(out / "ids.json", ids)

@@ -228,6 +228,7 @@ class TrainResult:
     epoch_loss: list[float]
     pairs_per_second: float
     device: str
+    untrained_items: int  # rows left at their random initial values: the item is in no pair
 
 
 def _save_checkpoint(path: Path, model: SkipGram, step: int, losses: list[float], running: float) -> None:
@@ -269,9 +270,10 @@ def _train(
     pairs = pairs_per_epoch(baskets, config.window)
     if pairs == 0:
         raise DataError(f"no basket holds two of the {baskets.n_items} vocabulary items: there is nothing to train on")
-    if (counts == 0).any():
+    untrained = int((counts == 0).sum())
+    if untrained:
         log.warning("seed %d: %d of %d items are in no basket with another vocabulary item; their rows keep their "
-                    "random initial values", seed, int((counts == 0).sum()), baskets.n_items)
+                    "random initial values", seed, untrained, baskets.n_items)
     device = resolve_device(config.device)
     model = SkipGram(baskets.n_items, config.dim, seed, config.learning_rate, device)
     negatives = negative_table(counts)
@@ -319,6 +321,7 @@ def _train(
         epoch_loss=losses,
         pairs_per_second=trained_pairs / elapsed if elapsed > 0 else 0.0,
         device=str(device),
+        untrained_items=untrained,
     )
 
 

@@ -66,6 +66,7 @@ def run_pretrain(
         epoch_loss=result.epoch_loss,
         pairs_per_second=result.pairs_per_second,
         device=result.device,
+        untrained_items=result.untrained_items,
         duration_s=time.perf_counter() - started,
         started_at=started_at,
         finished_at=time.time(),
