@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import stat
 import threading
 from pathlib import Path
 
@@ -89,3 +92,43 @@ def test_damaged_json_and_npy_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "x.npy").write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'x.npy'))}: cannot be read as an \.npy"):
         load_npy(tmp_path / "x.npy")
+    np.savez(tmp_path / "z.npz", a=np.arange(3))
+    (tmp_path / "z.npz").rename(tmp_path / "z.npy")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'z.npy'))}: an \.npz archive, not an \.npy"):
+        load_npy(tmp_path / "z.npy")
+
+
+def test_atomic_dir_output_has_the_umask_permissions_not_mkdtemp_0700(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "out") as staging:
+            (staging / "a.txt").write_text("1")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
+
+
+def test_the_old_folder_is_removed_only_once_the_new_one_is_in_place(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    final = tmp_path / "out"
+    with atomic_dir(final) as staging:
+        (staging / "old.txt").write_text("old")
+    seen: list[list[str]] = []
+    real_replace = os.replace
+
+    def replace(src, dst):  # what is at `final`'s folder while the new one is renamed in
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        if len(seen) == 1:
+            raise OSError(errno.EXDEV, "simulated failure")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="simulated failure"):
+        with atomic_dir(final) as staging:
+            (staging / "new.txt").write_text("new")
+    assert [p.name for p in final.iterdir()] == ["old.txt"]  # put back
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    with atomic_dir(final) as staging:
+        (staging / "new.txt").write_text("new")
+    assert any(name.startswith(".out.old-") for name in seen[1])  # the old content was kept aside, not deleted
+    assert [p.name for p in final.iterdir()] == ["new.txt"] and [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -237,7 +237,7 @@ def test_local_copy_goes_through_the_verified_transport(gcs, tmp_path: Path) -> 
         gcs.proxy.fail("GET", MEDIA, times=2)
         with local_copy(gcs.uri("data.csv.gz")) as path:
             assert path.read_bytes() == src.read_bytes() and path.name.endswith(".csv.gz")
-        with pytest.raises(DataError, match=f"{gcs.uri('none.csv')}: cannot read object"):
+        with pytest.raises(DataError, match=f"{gcs.uri('none.csv')}: no such object"):
             with local_copy(gcs.uri("none.csv")):
                 pass
     finally:

@@ -45,8 +45,18 @@ def test_gs_uri_reads_the_same_as_the_local_file(gcs: str, retail_slice: Path, t
 
 
 def test_missing_object_names_the_uri(gcs: str) -> None:
-    with pytest.raises(DataError, match=f"gs://{gcs}/raw/none.csv: cannot read object"):
+    with pytest.raises(DataError, match=f"gs://{gcs}/raw/none.csv: no such object$"):
         ingest(f"gs://{gcs}/raw/none.csv")
+
+
+def test_a_folder_named_without_its_slash_is_explained(gcs: str, tmp_path: Path) -> None:
+    from google.cloud import storage
+
+    local = tmp_path / "part.csv"
+    local.write_text("InvoiceNo,StockCode\n")
+    storage.Client().bucket(gcs).blob("incoming/2011-09-01/part.csv").upload_from_filename(local)
+    with pytest.raises(DataError, match=f"gs://{gcs}/incoming/2011-09-01: a folder, not an object; end it with '/'"):
+        ingest(f"gs://{gcs}/incoming/2011-09-01")
 
 
 def test_uri_without_object_is_rejected() -> None:

@@ -59,6 +59,15 @@ def test_ridgeless_kappa_is_zero_once_n_reaches_the_rank() -> None:
     assert solve_kappa(eig, 45, 0.0) == 0.0
 
 
+@pytest.mark.parametrize("lam", [1e-30, 1e-40, 1e-60])
+def test_kappa_at_n_equal_to_the_rank_for_a_tiny_lambda_is_the_small_kappa_root(lam: float) -> None:
+    """At n = rank, kappa (1 - df1/n) ~ kappa^2 sum(1/lambda_i) / n, so kappa -> sqrt(lam n / sum 1/lambda_i)."""
+    eig = EIG[:30]
+    assert solve_kappa(eig, 30, lam) == pytest.approx(np.sqrt(lam * 30 / (1 / eig).sum()), rel=1e-9)
+    total = ridge_risk(eig, np.full(30, 0.1), [20, 30, 40], lam, 1.0).total  # a grid through n = rank
+    assert np.isfinite(total[[0, 2]]).all() and total[1] > max(total[0], total[2])  # the interpolation peak
+
+
 def test_kappa_tends_to_lambda_as_n_grows() -> None:
     lam = 0.01
     kappas = np.array([solve_kappa(EIG, n, lam) for n in [10, 100, 1_000, 10**5, 10**8]])

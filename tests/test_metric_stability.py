@@ -51,12 +51,31 @@ def test_rotated_tables() -> None:
     assert linear_cka(a, a @ q + shift) == pytest.approx(1.0, abs=1e-12)
     assert linear_cka(a, 4.0 * a @ q + shift) == pytest.approx(1.0, abs=1e-12)
     assert procrustes_residual(a, a @ q + shift) == pytest.approx(0.0, abs=1e-12)
-    # a noisy rotation: the residual is the relative size of the noise
+    # a noisy rotation: the residual is about the relative size of the noise
     noise = 0.05 * RNG.normal(size=a.shape)
     b = a @ q + noise
     assert procrustes_residual(a, b) == pytest.approx(
         np.linalg.norm(noise - noise.mean(0)) / np.linalg.norm(b - b.mean(0)), rel=0.1
     )
+    assert procrustes_residual(a, 5.0 * a @ q) == pytest.approx(0.0, abs=1e-12)  # scale is not instability
+
+
+def test_procrustes_is_symmetric_scale_free_and_scipys_disparity() -> None:
+    from scipy.spatial import procrustes
+
+    a = RNG.normal(size=(120, 6))
+    b = 3.0 * a @ ortho_group.rvs(6, random_state=2) + RNG.normal(size=a.shape)  # other norm, other centre
+    r = procrustes_residual(a, b)
+    assert procrustes_residual(b, a) == pytest.approx(r, rel=1e-12)
+    assert procrustes_residual(7.0 * a, 0.1 * b) == pytest.approx(r, rel=1e-12)
+    # scipy standardises both and also fits a scale s: its disparity is 1 - t^2 where r^2 = 2 - 2t
+    assert 1 - (1 - r**2 / 2) ** 2 == pytest.approx(procrustes(a, b)[2], rel=1e-10)
+    ac, bc = a - a.mean(0), b - b.mean(0)  # closed form: sqrt(2 - 2 tr(S) / (||a|| ||b||))
+    trace = np.linalg.svd(ac.T @ bc, compute_uv=False).sum()
+    assert r == pytest.approx(np.sqrt(2 - 2 * trace / (np.linalg.norm(ac) * np.linalg.norm(bc))), rel=1e-10)
+    tables = [a, b, a + RNG.normal(size=a.shape)]
+    assert seed_stability(tables, k=5)["procrustes_residual"] == pytest.approx(
+        seed_stability(tables[::-1], k=5)["procrustes_residual"], rel=1e-12)
 
 
 def test_independent_tables() -> None:

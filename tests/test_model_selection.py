@@ -80,3 +80,23 @@ def test_run_leaderboard_is_best_first_with_a_nan_last() -> None:
             for name, m in (("a", 0.5), ("b", float("nan")), ("c", 0.7), ("d", 0.9))}
     board = leaderboard({"task": {"representations": reps}})["task"]
     assert [row["representation"] for row in board] == ["d", "c", "a", "b"]
+
+
+def test_a_float32_candidate_is_scored_with_its_own_rank_tolerance() -> None:
+    """A collapsed (rank-8) float32 table: H-score in the selection must not count its rounding noise."""
+    from reprflow.components.common.tasks import Task
+    from reprflow.components.evaluate_predictability.metrics.hscore import hscore
+    from reprflow.components.model_selection.run import score_candidate
+
+    rng = np.random.default_rng(0)
+    n, d, r = 3000, 64, 8
+    y = rng.integers(0, 15, n)
+    train = rng.random(n) < 0.8
+    signal = rng.normal(size=(n, r))
+    signal[:, 0] += 0.5 * (y % 3)
+    mixing = rng.normal(size=(r, d))
+    table = (signal @ mixing).astype(np.float32)
+    scores = score_candidate(Task("t", "multiclass", y, train, rows=np.arange(n)), table)
+    exact = hscore((signal @ mixing)[train], y[train])  # the float64 rank-8 features
+    assert scores["hscore"] == pytest.approx(exact, rel=1e-3)
+    assert scores["hscore"] == pytest.approx(hscore(table[train], y[train]), rel=1e-12)

@@ -120,7 +120,11 @@ def test_bundle_load_checks_schema_fields_and_files(tmp_path: Path) -> None:
                             ({"models": {"t": {"raw": "../outside.json"}}},
                              r"field 'models.t.raw' must be a path inside the bundle, got '../outside.json'"),
                             ({"featurizer": str(tmp_path / "outside.json")}, "field 'featurizer' must be a path inside"),
-                            ({"models": ["m.json"]}, "field 'models' must map each task")):
+                            ({"models": ["m.json"]}, "field 'models' must be an object mapping each task"),
+                            ({"tasks": [{"definition": {}}]}, r"field 'tasks' must be an object mapping each task"),
+                            ({"entities": [10]}, r"field 'entities' must be an object \{\"count\": int"),
+                            ({"provenance": "x"}, "field 'provenance' must be an object, got x"),
+                            ({"name": ""}, "field 'name' must be a non-empty string")):
         (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta | change))
         with pytest.raises(DataError, match=message):
             Bundle.load(tmp_path / "b")
@@ -150,3 +154,7 @@ def test_fetch_bundle_by_folder_and_by_version_uri(tmp_path: Path) -> None:
     assert fetch_bundle("current", str(tmp_path / "registry"), "shop", str(tmp_path / "cur")) == version.uri
     with pytest.raises(DataError, match="not a bundle"):
         fetch_bundle(str(tmp_path / "nowhere"), "", "shop", str(tmp_path / "y"))
+    (tmp_path / "b" / "notes").symlink_to(tmp_path / "gone")  # a copy that fails half-way leaves nothing
+    with pytest.raises(DataError, match=f"{tmp_path / 'b'}: cannot copy the bundle"):
+        fetch_bundle(str(tmp_path / "b"), "", "shop", str(tmp_path / "partial"))
+    assert not (tmp_path / "partial").exists() and not list(tmp_path.glob(".partial*"))

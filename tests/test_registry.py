@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reprflow.components.common.errors import ReprflowError
 from reprflow.components.common.gcs import GCS, ChecksumMismatch, RetryPolicy, StorageError
 from reprflow.components.common.registry import (
     MANIFEST,
@@ -264,3 +265,41 @@ def test_two_processes_racing_the_local_pointer_one_wins_each_round(tmp_path: Pa
     winners = {r: sorted(w for (r2, w, o) in outcomes if r2 == r and o == "won") for r in range(ROUNDS)}
     assert all(len(w) == 1 for w in winners.values()), winners  # exactly one winner per round
     assert registry.read_pointer("representation").generation == ROUNDS
+
+
+def test_publish_follows_symlinked_folders_and_refuses_a_loop(registry: Registry, tmp_path: Path) -> None:
+    real = make_dir(tmp_path / "real")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text("{}")
+    (bundle / "embeddings").symlink_to(real, target_is_directory=True)
+    v = registry.publish("shop", bundle, PROVENANCE)
+    assert [f.path for f in v.files] == ["bundle.json", "embeddings/input.npy", "embeddings/meta.json",
+                                         "embeddings/sub/table.parquet"]
+    (real / "sub" / "back").symlink_to(bundle, target_is_directory=True)
+    with pytest.raises(ReprflowError, match="a symlink to a folder that holds it"):
+        registry.publish("shop", bundle, PROVENANCE)
+
+
+def test_publish_with_reuse_returns_the_version_that_holds_the_same_files(registry: Registry, tmp_path: Path) -> None:
+    d = make_dir(tmp_path / "d")
+    first = registry.publish("shop", d, PROVENANCE)
+    assert registry.publish("shop", d, PROVENANCE, reuse=True).version_id == first.version_id
+    second = registry.publish("shop", d, PROVENANCE)  # without reuse: a new version of the same content
+    assert registry.list_versions("shop") == sorted([first.version_id, second.version_id])
+    (d / "meta.json").write_text('{"dim": 9}')
+    assert registry.publish("shop", d, PROVENANCE, reuse=True).version_id not in (first.version_id, second.version_id)
+
+
+@pytest.mark.parametrize("root", ["gs://", "gs:/bucket/registry", "gs//bucket/registry", "GS://bucket/registry"])
+def test_a_mistyped_gcs_root_is_refused_not_taken_as_a_local_folder(root: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from reprflow.components.common.config import validate_config
+    from reprflow.components.common.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ReprflowError, match=f"registry {re.escape(repr(root))}: not a gs://BUCKET/PREFIX URI"):
+        Registry(root)
+    with pytest.raises(ConfigError, match="cluster.registry"):
+        validate_config({"data": {"uri": "x.csv"}, "cluster": {"registry": root}})
+    assert list(tmp_path.iterdir()) == []

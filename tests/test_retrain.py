@@ -14,7 +14,7 @@ from scipy.stats import ortho_group
 
 from reprflow.components.common.config import validate_config
 from reprflow.components.common.errors import DataError
-from reprflow.components.common.registry import PointerMoved, Registry
+from reprflow.components.common.registry import Pointer, PointerMoved, Registry
 from reprflow.components.common.tasks import build_tasks
 from reprflow.components.featurize.fpr import FPRFeaturizer, select_anchors
 from reprflow.components.ingest.ingest import ingest
@@ -158,8 +158,8 @@ def test_promotion_is_compare_and_swap_and_a_loser_loses_nothing(tmp_path: Path)
     won = promote(str(tmp_path / "a"), str(tmp_path / "registry"), start)  # two retrains read `start`
     with pytest.raises(PointerMoved, match="moved since it was read .* your version .* stays published"):
         promote(str(tmp_path / "b"), str(tmp_path / "registry"), start)
-    assert registry.read_pointer("shop").version == won["version"]
-    assert len(registry.list_versions("shop")) == 3  # the loser's version is published, just not current
+    assert registry.read_pointer("shop").version == won["version"] == first.version_id  # same files: reused
+    assert len(registry.list_versions("shop")) == 2  # the loser's version is published, just not current
 
 
 def test_a_retried_promote_or_publish_step_is_idempotent(tmp_path: Path) -> None:
@@ -178,6 +178,29 @@ def test_a_retried_promote_or_publish_step_is_idempotent(tmp_path: Path) -> None
     won = promote(str(tmp_path / "b"), root, start)
     assert promote(str(tmp_path / "b"), root, start) == won
     assert registry.list_versions("shop") == sorted([first["version"], won["version"]])
+    write_minimal_bundle(tmp_path / "c", [f"i{k}" for k in range(14)])
+    with pytest.raises(PointerMoved):  # a retrain that lost the race publishes once, however often KFP retries it
+        promote(str(tmp_path / "c"), root, start)
+    with pytest.raises(PointerMoved):
+        promote(str(tmp_path / "c"), root, start)
+    assert len(registry.list_versions("shop")) == 3
+
+
+def test_two_first_publishers_one_becomes_current_the_other_stays_published(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_package import write_minimal_bundle
+
+    root = str(tmp_path / "registry")
+    write_minimal_bundle(tmp_path / "a", [f"i{k}" for k in range(10)])
+    write_minimal_bundle(tmp_path / "b", [f"i{k}" for k in range(12)])
+    won = publish_and_maybe_promote(str(tmp_path / "b"), root)
+    stale = iter([Pointer(None, 0)])  # "a" read the empty pointer before "b" moved it
+    real_read = Registry.read_pointer
+    monkeypatch.setattr(Registry, "read_pointer", lambda self, name: next(stale, None) or real_read(self, name))
+    lost = publish_and_maybe_promote(str(tmp_path / "a"), root)
+    assert won["current"] and not lost["current"] and lost["current_version"] == won["version"]
+    assert Registry(root).read_pointer("shop").version == won["version"]
+    assert sorted(Registry(root).list_versions("shop")) == sorted([won["version"], lost["version"]])
 
 
 @pytest.mark.pipeline

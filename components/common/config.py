@@ -12,6 +12,7 @@ import yaml
 
 from reprflow.components.common.errors import ConfigError
 from reprflow.components.common.profiles import DEFAULT_RESOURCES, PROFILES, STAGES
+from reprflow.components.common.storage import looks_like_broken_gcs_uri
 
 # field -> (type check, description of what is allowed, default). A default of REQUIRED must be given.
 REQUIRED = object()
@@ -111,7 +112,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, str, Any]]] = {
     # Where a cluster run keeps its artifacts; not part of what a run computes (see provenance).
     "cluster": {
         "pipeline_root": (_gcs_or_empty, "'' (the server's default) or a gs://bucket/prefix URI", ""),
-        "registry": (lambda v: isinstance(v, str), "a local path or a gs://bucket/prefix URI ('' = none)", ""),
+        "registry": (lambda v: isinstance(v, str) and not looks_like_broken_gcs_uri(v),
+                     "a local path or a gs://bucket/prefix URI ('' = none)", ""),
     },
     # Stage -> resource profile on a cluster (components/common/profiles.py); `default` for the rest.
     "resources": {"": (

@@ -30,14 +30,13 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reprflow.components.common.artifacts import atomic_dir, read_json, stays_inside, write_json
+from reprflow.components.common.artifacts import atomic_dir, read_json, staging_dir, stays_inside, write_json
 from reprflow.components.common.errors import DataError, ReprflowError
 from reprflow.components.common.gcs import (
     GCS,
@@ -47,6 +46,7 @@ from reprflow.components.common.gcs import (
     default_gcs,
     file_crc32c,
 )
+from reprflow.components.common.storage import looks_like_broken_gcs_uri
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +100,24 @@ def _md5_hex(path: Path) -> str:
     return h.hexdigest()
 
 
+def _files_under(local_dir: Path) -> list[Path]:
+    """Every file under `local_dir`, through symlinked folders too (rglob does not enter them); a
+    link back to a folder above it is refused rather than followed forever."""
+    found: list[Path] = []
+    for top, _, names in os.walk(local_dir, followlinks=True):
+        top = Path(top)
+        walked = top.relative_to(local_dir).parts
+        target = top.resolve()
+        if any(local_dir.joinpath(*walked[:i]).resolve().is_relative_to(target) for i in range(len(walked))):
+            raise ReprflowError(f"{top}: a symlink to a folder that holds it; nothing was published")
+        found += [top / n for n in names if (top / n).is_file()]
+    return sorted(found)
+
+
 def _scan(local_dir: Path) -> tuple[FileEntry, ...]:
     if not local_dir.is_dir():
         raise ReprflowError(f"{local_dir}: not a directory, nothing to publish")
-    files = sorted(p for p in local_dir.rglob("*") if p.is_file())
+    files = _files_under(local_dir)
     entries = tuple(FileEntry(p.relative_to(local_dir).as_posix(), p.stat().st_size, file_crc32c(p), _md5_hex(p))
                     for p in files)
     if not entries:
@@ -158,10 +172,9 @@ class _LocalBackend:
     def write_version(self, rel_dir: str, local_dir: Path, files: tuple[FileEntry, ...],
                       manifest: dict[str, Any]) -> None:
         final = self.root / rel_dir
-        final.parent.mkdir(parents=True, exist_ok=True)
-        # Staged next to `final` (same filesystem) and renamed: rename onto an existing
-        # non-empty directory fails, so a version is never replaced (unlike atomic_dir).
-        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        # Staged next to `final` and renamed: rename onto an existing non-empty directory fails,
+        # so a version is never replaced (unlike atomic_dir).
+        staging = staging_dir(final)
         try:
             for f in files:
                 dest = staging / f.path
@@ -281,6 +294,8 @@ class Registry:
     """Versions of named artifacts under `root` (a `gs://bucket/prefix` or a local directory)."""
 
     def __init__(self, root: str | os.PathLike, gcs: GCS | None = None) -> None:
+        if looks_like_broken_gcs_uri(str(root)):
+            raise ReprflowError(f"registry {str(root)!r}: not a gs://BUCKET/PREFIX URI (nor meant as a local path?)")
         root = str(root).rstrip("/")
         self._backend: _LocalBackend | _GcsBackend = (
             _GcsBackend(root, gcs or default_gcs()) if root.startswith("gs://") else _LocalBackend(root))
@@ -303,15 +318,23 @@ class Registry:
 
     # -- versions ---------------------------------------------------------------------------------
 
-    def publish(self, name: str, local_dir: str | os.PathLike, provenance: dict[str, Any]) -> Version:
+    def publish(self, name: str, local_dir: str | os.PathLike, provenance: dict[str, Any],
+                reuse: bool = False) -> Version:
         """Publish every file under `local_dir` as a new version; the manifest is written last.
 
         On any failure what was written for this version is removed (best effort, logged) and
         the error is raised: the version is either complete with its manifest or not listed.
+        With `reuse`, the newest version that already holds exactly these files is returned instead
+        (a retried task publishes once).
         """
         self._check(name)
         local = Path(local_dir)
         files = _scan(local)
+        if reuse:
+            same = [v for v in self.list_versions(name) if v.endswith("-" + content_hash(files))]
+            if same:
+                log.info("%s already holds these files as version %s", self.version_uri(name, same[-1]), same[-1])
+                return self.get_version(name, same[-1])
         when = datetime.now(timezone.utc)
         version_id = version_id_for(files, when)
         version = Version(name, version_id, self.version_uri(name, version_id), files, dict(provenance),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,12 @@ def split_gcs_uri(uri: str, name_required: bool = True) -> tuple[str, str]:
     if not bucket or (name_required and not name):
         raise DataError(f"{uri}: a gs:// URI needs a bucket and an object name")
     return bucket, name
+
+
+def looks_like_broken_gcs_uri(uri: str) -> bool:
+    """'gs:/b/x', 'gs//b/x', 'GS://b', 'gs://' (an unset bucket): meant for GCS, yet not a gs://BUCKET
+    URI, so it would otherwise be taken as a local path and the data written to the pod's disk."""
+    return re.match(r"(?i)gs:|gs//", uri) is not None and re.fullmatch(r"gs://[^/]+(/.*)?", uri) is None
 
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -62,6 +69,19 @@ def local_file_info(uri: str, path: Path) -> dict:
     return {"uri": uri, "bytes": path.stat().st_size, "crc32c": file_crc32c(path)}
 
 
+def _missing_object(uri: str) -> str:
+    """Why gs:// `uri` cannot be read: a folder named without its trailing '/', or nothing there."""
+    from reprflow.components.common.gcs import StorageError, default_gcs
+
+    try:
+        folder = any(True for _ in default_gcs().list(uri + "/"))
+    except StorageError:
+        folder = False
+    if folder:
+        return f"{uri}: a folder, not an object; end it with '/' to read the data files under it"
+    return f"{uri}: no such object"
+
+
 @contextlib.contextmanager
 def local_copy(uri: str) -> Iterator[Path]:
     """Yield a local path holding the content of `uri` (a path, file:// or gs:// URI)."""
@@ -78,7 +98,7 @@ def local_copy_with_info(uri: str) -> Iterator[tuple[Path, dict]]:
     """
     if uri.startswith("gs://"):
         # imported lazily: local runs need neither the client library nor credentials
-        from reprflow.components.common.gcs import StorageError, default_gcs
+        from reprflow.components.common.gcs import ObjectNotFound, StorageError, default_gcs
 
         _, name = split_gcs_uri(uri)
         suffix = "".join(Path(name).suffixes)
@@ -87,7 +107,9 @@ def local_copy_with_info(uri: str) -> Iterator[tuple[Path, dict]]:
         try:
             try:
                 info = default_gcs().download(uri, tmp)  # retried, crc32c-verified, renamed into place
-            except StorageError as exc:  # missing object, access, network after retries: say which
+            except ObjectNotFound as exc:
+                raise DataError(_missing_object(uri)) from exc
+            except StorageError as exc:  # access, network after retries: say which
                 reason = str(exc).removeprefix(f"{uri}: ")
                 raise DataError(f"{uri}: cannot read object ({reason})") from exc
             log.info("downloaded %s (%d bytes, generation %s)", uri, info.size, info.generation)

@@ -65,8 +65,11 @@ METRICS: dict[str, Callable[[Task, np.ndarray], float | None]] = {
 
 def score_candidate(task: Task, table: np.ndarray) -> dict[str, float | None]:
     """Every metric on the training split, then the downstream model's test metric."""
-    x = task.features(table).astype(np.float64)
-    out = {name: fn(task, x[task.train]) for name, fn in METRICS.items()}
+    features = task.features(table)
+    # The metrics get the features in their own dtype: each computes in float64 but takes its rank
+    # tolerance from the input's precision (H-score would count a float32 table's rounding as signal).
+    out = {name: fn(task, features[task.train]) for name, fn in METRICS.items()}
+    x = features.astype(np.float64)
     model = make_model(task.kind).fit(x[task.train], task.y[task.train])
     out["downstream"] = score(task.kind, task.y[~task.train], predict(model, task.kind, x[~task.train]))
     return out

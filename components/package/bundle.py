@@ -134,8 +134,22 @@ class Bundle:
         for field in ("name", "served_representation", "entities", "tasks", "provenance", "featurizer", "models"):
             if field not in meta:
                 raise DataError(f"{path}: missing field '{field}'")
-        if not (isinstance(meta["models"], dict) and all(isinstance(r, dict) for r in meta["models"].values())):
-            raise DataError(f"{path}: field 'models' must map each task to {{representation: file}}")
+        shapes = {
+            "name": (isinstance(meta["name"], str) and meta["name"] != "", "a non-empty string"),
+            "served_representation": (isinstance(meta["served_representation"], str), "a string"),
+            "entities": (isinstance(meta["entities"], dict) and isinstance(meta["entities"].get("count"), int)
+                         and isinstance(meta["entities"].get("ids_sha256"), str),
+                         'an object {"count": int, "ids_sha256": str}'),
+            "tasks": (isinstance(meta["tasks"], dict) and all(
+                isinstance(t, dict) and isinstance(t.get("definition"), dict) and isinstance(t.get("offline"), dict)
+                for t in meta["tasks"].values()), "an object mapping each task to {definition, offline, ...}"),
+            "provenance": (isinstance(meta["provenance"], dict), "an object"),
+            "models": (isinstance(meta["models"], dict) and all(isinstance(r, dict) for r in meta["models"].values()),
+                       "an object mapping each task to {representation: file}"),
+        }
+        for field, (ok, what) in shapes.items():
+            if not ok:
+                raise DataError(f"{path}: field '{field}' must be {what}, got {str(meta[field])[:80]}")
         named = [("featurizer", meta["featurizer"]),
                  *((f"models.{t}.{r}", rel) for t, reps in meta["models"].items() for r, rel in reps.items())]
         for field, rel in named:

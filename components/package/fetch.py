@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+from reprflow.components.common.artifacts import atomic_dir
 from reprflow.components.common.errors import DataError
 from reprflow.components.common.registry import Registry
 from reprflow.components.package.bundle import Bundle
@@ -40,5 +41,9 @@ def fetch_bundle(reference: str, registry_root: str, name: str, out_dir: str) ->
         raise DataError(f"{reference}: not a bundle (expected a version URI ROOT/NAME/versions/ID, 'current', "
                         "or a folder with bundle.json)")
     Bundle.load(folder)
-    shutil.copytree(folder, out_dir, dirs_exist_ok=True)
+    try:
+        with atomic_dir(out_dir) as staging:
+            shutil.copytree(folder, staging, dirs_exist_ok=True)
+    except (OSError, shutil.Error) as exc:
+        raise DataError(f"{reference}: cannot copy the bundle ({exc})") from None
     return str(folder.resolve())

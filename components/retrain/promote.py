@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from reprflow.components.common.errors import DataError
-from reprflow.components.common.registry import Pointer, Registry, Version
+from reprflow.components.common.registry import Pointer, PointerMoved, Registry, Version
 from reprflow.components.package.bundle import Bundle
 
 
@@ -22,10 +22,12 @@ def registry_for(root: str) -> Registry:
 
 
 def publish_bundle(bundle_dir: str, registry_root: str) -> Version:
-    """Publish a bundle as a new version of its name; the pointer is not touched."""
+    """Publish a bundle as a version of its name; the pointer is not touched. A version that already
+    holds exactly this bundle (a retried step, a promotion that lost a race) is reused."""
     bundle = Bundle.load(bundle_dir)
     extra = {"entities": bundle.meta["entities"], "served_representation": bundle.meta["served_representation"]}
-    return registry_for(registry_root).publish(bundle.name, bundle_dir, {**bundle.meta["provenance"], **extra})
+    return registry_for(registry_root).publish(bundle.name, bundle_dir, {**bundle.meta["provenance"], **extra},
+                                               reuse=True)
 
 
 def promote(bundle_dir: str, registry_root: str, expected: Pointer) -> dict[str, Any]:
@@ -53,7 +55,10 @@ def publish_and_maybe_promote(bundle_dir: str, registry_root: str) -> dict[str, 
     name = Bundle.load(bundle_dir).name
     pointer = registry.read_pointer(name)
     if pointer.version is None:
-        return {**promote(bundle_dir, registry_root, pointer), "current": True}
+        try:
+            return {**promote(bundle_dir, registry_root, pointer), "current": True}
+        except PointerMoved:  # another first publisher won; ours stays published, not current
+            pointer = registry.read_pointer(name)
     if registry.holds(pointer.version, bundle_dir):
         return {"name": name, "version": pointer.version, "uri": registry.version_uri(name, pointer.version),
                 "current": True, "generation": pointer.generation}

@@ -181,11 +181,13 @@ def _kappa(pos: np.ndarray, n: float, lam: float) -> float:
             return 0.0
         # df1 decreases from rank > n at 0 to below trace/kappa, which is n at kappa = trace/n
         return float(brentq(lambda k: (pos / (pos + k)).sum() - n, 0.0, trace / n, xtol=1e-300, rtol=_RTOL))
-    # g(kappa) = kappa (1 - df1/n) - lam: convex, -lam at 0, >= 0 at lam + trace/n
+    # g(kappa) = kappa (1 - df1/n) - lam: convex, -lam at 0, >= 0 at lam + trace/n. Written with
+    # 1 - df1/n = ((n - rank) + sum kappa/(lambda_i + kappa)) / n: no cancellation when n = rank,
+    # where the root is about sqrt(lam n / sum 1/lambda_i), far below the bracket's top for a tiny
+    # lam (hence the iterations to spare: Brent may bisect all the way down).
     hi = lam + trace / n
-    return float(
-        brentq(lambda k: k - (k / n) * (pos / (pos + k)).sum() - lam, 0.0, hi, xtol=1e-300, rtol=_RTOL)
-    )
+    return float(brentq(lambda k: k * ((n - rank) + (k / (pos + k)).sum()) / n - lam, 0.0, hi,
+                        xtol=1e-300, rtol=_RTOL, maxiter=2000))
 
 
 def solve_kappa(eigenvalues: np.ndarray, n: int, lam: float) -> float:

@@ -19,10 +19,14 @@ Representations Revisited", ICML 2019), with column-centred Xc, Yc:
 
     CKA = ||Yc' Xc||_F^2 / (||Xc' Xc||_F ||Yc' Yc||_F).
 
-Orthogonal Procrustes residual (Schönemann 1966), same widths, centred a, b:
+Orthogonal Procrustes residual (Schönemann 1966), same widths, centred a, b,
+each scaled to unit Frobenius norm (as scipy.spatial.procrustes does):
 
     R* = argmin_{R'R = I} ||a R - b||_F = U V'  where a'b = U S V',
-    residual = ||a R* - b||_F / ||b||_F.
+    residual = || a R* / ||a||_F - b / ||b||_F ||_F = sqrt(2 - 2 tr(S) / (||a||_F ||b||_F)),
+
+symmetric in a and b and unchanged by scaling either, so it measures rotation
+alone; it lies in [0, sqrt 2].
 
 seed_stability averages all three over the unordered pairs of seed tables.
 """
@@ -103,26 +107,30 @@ def linear_cka(a: Any, b: Any, *, block_rows: int = BLOCK_ROWS) -> float:
 
 
 def procrustes_residual(a: Any, b: Any, *, block_rows: int = BLOCK_ROWS) -> float:
-    """||a R* - b||_F / ||b||_F after centring, R* the best orthogonal map; a, b both (n, D).
+    """||a R* / ||a|| - b / ||b|| ||_F after centring, R* the best orthogonal map; a, b both (n, D).
 
-    Three passes over row blocks (means, then a'b and ||b||, then the residual), so the tables
-    may be memory maps; the residual is summed exactly rather than expanded into a difference of
-    norms, which would lose it to cancellation for nearly aligned tables."""
+    Three passes over row blocks (means, then a'b and the norms, then the residual), so the tables
+    may be memory maps; the residual is summed exactly rather than expanded into 2 - 2 tr(S) / ..,
+    which would lose it to cancellation for nearly aligned tables."""
     shape_a, shape_b = _pair(a, b)
     if shape_a != shape_b:
         raise ValueError(f"Procrustes needs tables of the same width, got {shape_a} and {shape_b}")
     d = shape_a[1]
     a_blocks, b_blocks = centred_blocks(a, "a", block_rows), centred_blocks(b, "b", block_rows)
-    cross, b_sq = np.zeros((d, d)), 0.0
+    cross, a_sq, b_sq = np.zeros((d, d)), 0.0, 0.0
     for (_, ba), (_, bb) in zip(a_blocks(), b_blocks()):
         cross += ba.T @ bb
+        a_sq += float(np.einsum("ij,ij->", ba, ba))
         b_sq += float(np.einsum("ij,ij->", bb, bb))
-    if b_sq == 0.0:
-        raise ValueError("b is constant (all zero after centring); the relative residual is undefined")
+    for name, sq in (("a", a_sq), ("b", b_sq)):
+        if sq == 0.0:
+            raise ValueError(f"{name} is constant (all zero after centring); the residual is undefined")
     u, _, vt = np.linalg.svd(cross)
-    rotation = u @ vt
-    residual = sum(float(np.square(ba @ rotation - bb).sum()) for (_, ba), (_, bb) in zip(a_blocks(), b_blocks()))
-    return float(np.sqrt(residual / b_sq))
+    rotation = u @ (vt / np.sqrt(a_sq))
+    scale_b = 1.0 / np.sqrt(b_sq)
+    residual = sum(float(np.square(ba @ rotation - bb * scale_b).sum())
+                   for (_, ba), (_, bb) in zip(a_blocks(), b_blocks()))
+    return float(np.sqrt(residual))
 
 
 def seed_stability(tables: Sequence[np.ndarray], k: int = 10, *, block_rows: int = 1024) -> dict[str, float]:
