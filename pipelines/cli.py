@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 OUTPUT_FILES = ("summary.json", "report.html", "report.md")
 PIPELINE_NAMES = ("representation", "selection", "retrain", "ab-prep")  # pipelines.compile.PIPELINES, without kfp
 HOST_ENV = "REPRFLOW_KFP_HOST"
+NAMESPACE_ENV, SERVICE_ACCOUNT_ENV = "REPRFLOW_KFP_NAMESPACE", "REPRFLOW_KFP_SERVICE_ACCOUNT"
 # Local runs leave tasks unplaced: resource profiles are the cluster's, and their retries would
 # only repeat a failure that is deterministic on one machine.
 LOCAL = None
@@ -181,7 +182,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
             if args.k8s_manifests:
                 from reprflow.pipelines.kfp_server import read_package, to_k8s_manifests, write_k8s_manifests
 
-                name = read_package(path)[1][0]["pipelineInfo"]["name"]
+                name = read_package(path)[0]["pipelineInfo"]["name"]
                 manifests = to_k8s_manifests(path, name, args.version, args.namespace or "kubeflow")
                 k8s = write_k8s_manifests(path.with_name(f"{path.stem}.k8s.yaml"), manifests)
                 built.append((k8s, f" (Pipeline {name}, PipelineVersion {manifests[1]['metadata']['name']})"))
@@ -243,6 +244,9 @@ def _run_arguments(args: argparse.Namespace) -> tuple[dict, str]:
     if root and "://" not in root:
         raise ReprflowError(f"--pipeline-root {root!r}: expected an object-store URI such as gs://bucket/prefix "
                             "('' = the server's default)")
+    if root and args.pipeline != "ab-prep" and "checkpoint_root" not in given:
+        # checkpoints follow the artifacts, as `compile --config` places them: a retried pretraining resumes
+        params["checkpoint_root"] = f"{root.rstrip('/')}/checkpoints"
     uri = params.get("data_uri")
     if isinstance(uri, str) and "://" not in uri:
         print(f"reprflow: warning: data_uri {uri!r} is a local path; the cluster's pods must be able to read it "
@@ -283,8 +287,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from reprflow.pipelines.kfp_server import submit
 
     params, root = _run_arguments(args)
+    if args.once and not args.run_name:
+        raise ReprflowError("--once needs --run-name: the name tells a retried submission from a new one")
     run = submit(args.host, _kfp_name(args.pipeline), args.version, args.experiment, args.run_name, params, root,
-                 token=args.token, namespace=args.namespace, service_account=args.service_account)
+                 token=args.token, namespace=args.namespace, service_account=args.service_account, once=args.once)
     print(f"reprflow: submitted run {run.name} (run id {run.id}, experiment id {run.experiment_id}, "
           f"pipeline version {run.version_name} {run.version_id}) {run.url}")
     return 0
@@ -353,8 +359,11 @@ def _trigger_options(p: argparse.ArgumentParser) -> None:
     host = os.environ.get(HOST_ENV)
     p.add_argument("--host-kfp", default=host, help=f"URL of the KFP API (default: ${HOST_ENV})")
     p.add_argument("--token", help="bearer token for the KFP server (default: $REPRFLOW_KFP_TOKEN; none if unset)")
-    p.add_argument("--namespace", help="Kubernetes namespace (profile) on a multi-user KFP install")
-    p.add_argument("--service-account", help="Kubernetes service account of the run's pods (default: the server's)")
+    p.add_argument("--namespace", default=os.environ.get(NAMESPACE_ENV),
+                   help=f"Kubernetes namespace (profile) on a multi-user KFP install (default: ${NAMESPACE_ENV})")
+    p.add_argument("--service-account", default=os.environ.get(SERVICE_ACCOUNT_ENV),
+                   help=f"Kubernetes service account of the run's pods (default: ${SERVICE_ACCOUNT_ENV}, else the "
+                   "server's)")
     p.add_argument("--pipeline", default="retrain",
                    help="pipeline whose parameters the config gives the run, data_uri set to the batch "
                    "(default: retrain)")
@@ -369,7 +378,8 @@ def _server_options(p: argparse.ArgumentParser) -> None:
                    help=f"URL of the KFP API, e.g. http://localhost:8080 (kubectl port-forward svc/ml-pipeline-ui "
                    f"8080:80 -n kubeflow); default: ${HOST_ENV}")
     p.add_argument("--token", help="bearer token for the server (default: $REPRFLOW_KFP_TOKEN; none if unset)")
-    p.add_argument("--namespace", help="Kubernetes namespace (profile) on a multi-user install")
+    p.add_argument("--namespace", default=os.environ.get(NAMESPACE_ENV),
+                   help=f"Kubernetes namespace (profile) on a multi-user install (default: ${NAMESPACE_ENV})")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -383,8 +393,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    "data_uri=gs://b/x")
     p.add_argument("--pipeline-root", help="where the run's artifacts go, e.g. gs://bucket/prefix "
                    "(default: the config's cluster.pipeline_root; '' = the server's default)")
-    p.add_argument("--service-account", help="Kubernetes service account the run's pods use, e.g. reprflow-runner "
-                   "(default: the server's)")
+    p.add_argument("--service-account", default=os.environ.get(SERVICE_ACCOUNT_ENV),
+                   help="Kubernetes service account the run's pods use, e.g. reprflow-runner "
+                   f"(default: ${SERVICE_ACCOUNT_ENV}, else the server's)")
 
 
 def _port(text: str) -> int:
@@ -482,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(run_on)
     _run_options(run_on)
     run_on.add_argument("--run-name", help="run name (default: <pipeline>-<UTC time>)")
+    run_on.add_argument("--once", action="store_true",
+                        help="if the experiment already has a run named --run-name, report it instead of starting "
+                        "another (a retried job, e.g. the retrain CronJob's, makes no duplicate)")
     run_on.set_defaults(func=cmd_submit)
 
     sched = sub.add_parser("schedule", help="schedule recurring runs of an uploaded pipeline on a KFP server",

@@ -31,6 +31,9 @@ from reprflow.components.common.errors import ReprflowError
 from reprflow.version import __version__
 
 TOKEN_ENV = "REPRFLOW_KFP_TOKEN"
+# Where a pod's projected service-account token for multi-user KFP is mounted (kfp's own default and
+# the variable that moves it); the cluster manifests mount it there.
+SA_TOKEN_PATH_ENV, SA_TOKEN_PATH = "KF_PIPELINES_SA_TOKEN_PATH", "/var/run/secrets/kubeflow/pipelines/token"
 DEFAULT_EXPERIMENT = "reprflow"
 K8S_API_VERSION = "pipelines.kubeflow.org/v2beta1"
 MAX_CONCURRENCY = (1, 10)  # the range the API accepts for a recurring run
@@ -71,8 +74,8 @@ class Submitted:
 # --- compiled YAML -------------------------------------------------------------------------------
 
 
-def read_package(path: str | Path) -> tuple[bytes, list[dict[str, Any]]]:
-    """The bytes of a compiled KFP IR YAML and its documents (pipeline spec first, then platform specs)."""
+def read_package(path: str | Path) -> list[dict[str, Any]]:
+    """The documents of a compiled KFP IR YAML (pipeline spec first, then platform specs)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -85,12 +88,14 @@ def read_package(path: str | Path) -> tuple[bytes, list[dict[str, Any]]]:
     name = docs[0].get("pipelineInfo", {}).get("name") if docs and isinstance(docs[0], dict) else None
     if not isinstance(name, str) or not name:
         raise ReprflowError(f"{path}: not a KFP IR YAML (no pipelineInfo.name in its first document)")
-    return data, docs
+    return docs
 
 
-def package_digest(data: bytes) -> str:
-    """sha256 of the compiled YAML, 64 hex."""
-    return hashlib.sha256(data).hexdigest()
+def package_digest(docs: list[dict[str, Any]]) -> str:
+    """sha256 of the compiled pipeline's documents as canonical JSON (sorted keys), 64 hex. Not of the
+    YAML's bytes: kfp's header comment lists a dict default's keys in an order that changes from one
+    process to the next, and an unchanged pipeline must keep its version name."""
+    return hashlib.sha256(json.dumps(docs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def default_version_name(digest: str) -> str:
@@ -135,8 +140,8 @@ def to_k8s_manifests(compiled_yaml_path: str | Path, pipeline_name: str, version
     shows `version_name` as its display name; `spec.pipelineSpec` is the IR's pipeline spec and
     `spec.platformSpec` its platform spec when the YAML has one.
     """
-    data, docs = read_package(compiled_yaml_path)
-    digest = package_digest(data)
+    docs = read_package(compiled_yaml_path)
+    digest = package_digest(docs)
     version_name = version_name or default_version_name(digest)
     _check_dns1123("pipeline name", pipeline_name)
     _check_dns1123("version name", version_name)
@@ -180,6 +185,10 @@ def _server_message(exc: Any) -> str:
         parsed = json.loads(body)
         message = parsed.get("message") or parsed.get("error_message") or parsed.get("error") or body
     status = f"HTTP {exc.status} {exc.reason or ''}".strip() if exc.status else str(exc.reason or "")
+    if exc.status and 300 <= exc.status < 400:  # redirects are not followed: a login page in front of the API
+        location = (exc.headers or {}).get("Location", "elsewhere")
+        return (f"{status}: redirected to {location}, a login page in front of the API? Give a token (--token) "
+                "or the URL of the API service itself")
     message = " ".join(str(message).split())[:500]
     return f"{status}: {message}" if message else status
 
@@ -211,27 +220,53 @@ def connect(host: str, token: str | None = None, namespace: str | None = None) -
     if not re.match(r"^https?://[^/\s]+", host or ""):
         raise ReprflowError(f"--host {host!r}: expected the http:// or https:// URL of the KFP API "
                             "(e.g. http://localhost:8080 with a port-forward to ml-pipeline-ui)")
-    token = token or os.environ.get(TOKEN_ENV) or None
+    token = token or os.environ.get(TOKEN_ENV) or _projected_token()
     if token or not re.match(r"^\S+\.googleusercontent\.com/?$", host):  # else kfp fetches a GCP token itself
         _healthz(host, token)
     with _calling(host, "connect"):
         # kfp.Client treats namespace "kubeflow" as "not given" (single-user); calls below pass it explicitly.
         client = kfp.Client(host=host, existing_token=token, namespace=namespace or "kubeflow")
-    _limit_call_time(client)
+    _guard(client._run_api.api_client.rest_client)  # the one REST client all its generated APIs share
     return client
 
 
-def _limit_call_time(client: Any) -> None:
-    """Connect and read timeouts for every later call of `client`. kfp.Client's methods pass no
-    `_request_timeout`, and its REST client then sends an explicit None, which overrides any pool
-    default; so the one REST client that all its generated APIs share supplies it instead."""
-    rest = client._run_api.api_client.rest_client
-    request = rest.request
+def _projected_token() -> str | None:
+    """The pod's projected KFP token, read afresh on every connect (the kubelet rotates it); None
+    outside a pod. kfp.Client reads it only when it is given no host, and reprflow always gives one."""
+    path = Path(os.environ.get(SA_TOKEN_PATH_ENV) or SA_TOKEN_PATH)
+    with contextlib.suppress(OSError):
+        return path.read_text(encoding="utf-8").strip() or None
+    return None
 
-    def limited(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
-        return request(*args, _request_timeout=_request_timeout or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S), **kwargs)
 
-    rest.request = limited
+def _guard(rest: Any) -> None:
+    """Make every later call of a kfp_server_api REST client fail clearly instead of hanging or
+    reading the wrong thing:
+
+    - connect and read timeouts: kfp.Client's methods pass no `_request_timeout`, and the REST client
+      then sends an explicit None, which overrides any pool default;
+    - no redirects: a login proxy (Dex, oauth2-proxy, IAP) answers with a redirect to an HTML page,
+      which urllib3 would follow and the client read as an empty result; a 3xx is an error instead;
+    - a successful answer that is not JSON (such a login page served directly) is an error too.
+    """
+    import kfp_server_api
+
+    request, send = rest.request, rest.pool_manager.request
+    rest.pool_manager.request = lambda *args, **kwargs: send(*args, **kwargs, redirect=False)
+
+    def guarded(*args: Any, _request_timeout: Any = None, _preload_content: bool = True, **kwargs: Any) -> Any:
+        response = request(*args, _request_timeout=_request_timeout or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                           _preload_content=_preload_content, **kwargs)
+        kind = response.getheader("Content-Type") or ""
+        if _preload_content and response.data and "json" not in kind:
+            refused = kfp_server_api.ApiException(http_resp=response)
+            refused.reason = (f"answered with {kind or 'no content type'}, not JSON: a login page in front of the "
+                              "API? Give a token (--token) or the URL of the API service itself")
+            refused.body = b""  # the page itself says nothing useful in one line
+            raise refused
+        return response
+
+    rest.request = guarded
 
 
 def _healthz(host: str, token: str | None) -> None:
@@ -242,9 +277,10 @@ def _healthz(host: str, token: str | None) -> None:
     config = kfp_server_api.Configuration(host=host.rstrip("/"))
     if token:
         config.api_key["authorization"], config.api_key_prefix["authorization"] = token, "Bearer"
+    api_client = kfp_server_api.ApiClient(config)
+    _guard(api_client.rest_client)
     with _calling(host, "healthz"):
-        kfp_server_api.HealthzServiceApi(kfp_server_api.ApiClient(config)).healthz_service_get_healthz(
-            _request_timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+        kfp_server_api.HealthzServiceApi(api_client).healthz_service_get_healthz()
 
 
 def _pages(host: str, call: str, list_page: Any, items: str, **kwargs: Any) -> Iterator[Any]:
@@ -303,8 +339,8 @@ def upload(host: str, package_path: str | Path, pipeline_name: str, version_name
     pipeline, nothing is uploaded and that version is returned (`created` False). A different YAML
     under an existing version name is an error.
     """
-    data, docs = read_package(package_path)
-    digest = package_digest(data)
+    docs = read_package(package_path)
+    digest = package_digest(docs)
     version_name = version_name or default_version_name(digest)
     text = _describe(description, docs, digest)
     client = connect(host, token, namespace)

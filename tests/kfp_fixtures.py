@@ -25,4 +25,7 @@ def kfp_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Monk
     """No kfp context file from this machine's home, no token from the environment."""
     monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
     monkeypatch.delenv(kfp_server.TOKEN_ENV, raising=False)
+    monkeypatch.setenv(kfp_server.SA_TOKEN_PATH_ENV, str(tmp_path / "no-projected-token"))
+    for name in ("REPRFLOW_KFP_NAMESPACE", "REPRFLOW_KFP_SERVICE_ACCOUNT"):
+        monkeypatch.delenv(name, raising=False)
     return monkeypatch

@@ -4,6 +4,7 @@ official v2beta1 API spec (tests/kfp_api_standin.py); the Kubernetes-native mani
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import time
@@ -64,6 +65,10 @@ def compiled(configs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     }
 
 
+def digest_of(path: Path) -> str:
+    return kfp_server.package_digest(kfp_server.read_package(path))
+
+
 def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     errors = [line for line in err if line.startswith("reprflow: error:")]
@@ -89,7 +94,7 @@ def test_upload_creates_pipeline_then_a_version_and_never_a_duplicate(
         capsys: pytest.CaptureFixture[str]) -> None:
     base = ["upload", "--host", server.url, "--pipeline", "representation"]
     assert main([*base, "--config", str(configs["tiny"])]) == 0
-    digest = kfp_server.package_digest(compiled["tiny"].read_bytes())
+    digest = digest_of(compiled["tiny"])
     tiny = kfp_server.default_version_name(digest)
     assert f"uploaded pipeline (first version) reprflow-representation: version {tiny}" in capsys.readouterr().out
     (created,) = server.calls("PipelineService_CreatePipeline")
@@ -103,7 +108,7 @@ def test_upload_creates_pipeline_then_a_version_and_never_a_duplicate(
     assert main([*base, "--config", str(configs["changed"])]) == 0
     out = capsys.readouterr().out
     second = server.calls("UploadPipelineVersion")[1]
-    changed = kfp_server.default_version_name(kfp_server.package_digest(compiled["changed"].read_bytes()))
+    changed = kfp_server.default_version_name(digest_of(compiled["changed"]))
     assert re.fullmatch(r"0\.1\.0-[0-9a-f]{12}", changed)
     assert second.query["pipelineid"] == [pipeline_id] and second.query["name"] == [changed]
     assert f"new version of reprflow-representation: version {changed}" in out
@@ -196,6 +201,95 @@ def test_bearer_token_from_the_environment_and_a_refusal(validator: SpecValidato
         assert main(argv) == 1
         line = _error_line(capsys)
         assert server.url in line and "HTTP 401" in line and "not authenticated" in line
+
+
+def test_a_pods_projected_token_and_namespace_from_the_environment(
+        validator: SpecValidator, compiled: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cluster manifests mount a KFP token and set the namespace and service account by environment."""
+    (tmp_path / "token").write_text("pod-token\n")
+    monkeypatch.setenv(kfp_server.SA_TOKEN_PATH_ENV, str(tmp_path / "token"))
+    monkeypatch.setenv("REPRFLOW_KFP_NAMESPACE", "team-a")
+    monkeypatch.setenv("REPRFLOW_KFP_SERVICE_ACCOUNT", "reprflow-runner")
+    with KfpApiStandin(validator, token="pod-token") as server:
+        kfp_server.upload(server.url, compiled["tiny"], PIPELINE, namespace="team-a")
+        assert main(["submit", "--host", server.url, "--pipeline", "representation"]) == 0
+        assert {r.headers.get("authorization") for r in server.requests} == {"Bearer pod-token"}
+        (experiment,) = server.calls("ExperimentService_CreateExperiment")
+        assert experiment.body["namespace"] == "team-a"
+        assert server.calls("RunService_CreateRun")[0].body["service_account"] == "reprflow-runner"
+
+
+def test_a_retried_submission_with_once_finds_its_run(server: KfpApiStandin, compiled: dict[str, Path],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    kfp_server.upload(server.url, compiled["tiny"], PIPELINE)
+    argv = ["submit", "--host", server.url, "--pipeline", "representation", "--run-name", "retrain-29380920", "--once"]
+    assert main(argv) == 0 and main(argv) == 0
+    (create,) = server.calls("RunService_CreateRun")
+    assert capsys.readouterr().out.count(f"run id {create.response['run_id']}") == 2
+    assert main(argv[:-3] + ["--once"]) == 1
+    assert "--once needs --run-name" in _error_line(capsys)
+
+
+def test_checkpoints_follow_the_pipeline_root(server: KfpApiStandin, configs: dict[str, Path],
+                                             compiled: dict[str, Path]) -> None:
+    kfp_server.upload(server.url, compiled["tiny"], PIPELINE)
+    argv = ["submit", "--host", server.url, "--pipeline", "representation", "--config", str(configs["tiny"]),
+            "--pipeline-root", "gs://b/root/"]  # not the config's cluster.pipeline_root
+    assert main(argv) == 0
+    run = server.calls("RunService_CreateRun")[0].body["runtime_config"]
+    assert run["pipeline_root"] == "gs://b/root/" and run["parameters"]["checkpoint_root"] == "gs://b/root/checkpoints"
+
+
+@pytest.mark.parametrize("page", ["redirect", "html"])
+def test_a_login_page_in_front_of_the_api_is_named(page: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Dex or oauth2-proxy answer the API's URLs with a redirect to an HTML page (or the page itself)."""
+    import http.server
+    import threading
+
+    class LoginProxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if page == "redirect" and not self.path.startswith("/dex/"):
+                self.send_response(302)
+                self.send_header("Location", "/dex/auth?client_id=kubeflow")
+                self.end_headers()
+                return
+            body = b"<html><body>Log in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LoginProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{proxy.server_address[1]}"
+        assert main(["submit", "--host", url, "--pipeline", "representation"]) == 1
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    line = _error_line(capsys)
+    assert f"KFP server {url}: healthz failed" in line and "a login page in front of the API?" in line
+    assert ("HTTP 302 Found: redirected to /dex/auth" in line) if page == "redirect" else \
+        ("answered with text/html; charset=utf-8, not JSON" in line)
+
+
+def test_the_version_name_does_not_change_between_processes(configs: dict[str, Path], tmp_path: Path) -> None:
+    """kfp's header comment lists the config default's keys in a per-process order; the digest ignores it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from reprflow.components.common.config import load_config; "
+            "from reprflow.pipelines.compile import compile_pipeline; from reprflow.pipelines import kfp_server; "
+            "p = compile_pipeline('retrain', Path(sys.argv[2]), load_config(sys.argv[1])); "
+            "print(kfp_server.package_digest(kfp_server.read_package(p)))")
+    digests = {subprocess.run([sys.executable, "-c", code, str(configs["tiny"]), str(tmp_path / f"{seed}.yaml")],
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}, check=True, capture_output=True,
+                              text=True).stdout.strip() for seed in (1, 2, 3)}
+    assert len(digests) == 1 and re.fullmatch(r"[0-9a-f]{64}", digests.pop())
 
 
 def test_namespace_for_multi_user_installs(server: KfpApiStandin, compiled: dict[str, Path],
@@ -441,7 +535,7 @@ def test_k8s_manifests(compiled: dict[str, Path]) -> None:
     pipeline, version = manifests
     assert [m["apiVersion"] for m in manifests] == ["pipelines.kubeflow.org/v2beta1"] * 2
     assert (pipeline["kind"], version["kind"]) == ("Pipeline", "PipelineVersion")
-    digest = kfp_server.package_digest(compiled["tiny"].read_bytes())
+    digest = digest_of(compiled["tiny"])
     version_name = f"0.1.0-{digest[:12]}"
     assert version["metadata"] == {"name": f"{PIPELINE}-{version_name}", "namespace": "team-a"}
     assert pipeline["metadata"] == {"name": PIPELINE, "namespace": "team-a"}

@@ -134,6 +134,14 @@ def env(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container.get("env", [])}
 
 
+def field_ref(container: dict[str, Any], name: str) -> str | None:
+    """The downward-API field an environment variable of `container` is set from."""
+    for e in container.get("env", []):
+        if e["name"] == name:
+            return e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    return None
+
+
 def volume_at(pod: dict[str, Any], container: dict[str, Any], path: str) -> dict[str, Any] | None:
     """The volume mounted at `path` (or at a parent directory of it) in `container`."""
     mounts = [
@@ -487,6 +495,25 @@ def test_runs_get_a_valid_reprflow_config_in_the_watched_bucket(targets: dict[st
         mp.setenv("REPRFLOW_KFP_HOST", env(cron)["REPRFLOW_KFP_HOST"])
         args = build_parser().parse_args(command[1:])
     assert (args.command, args.pipeline, args.config) == ("submit", "retrain", path)
+    # a retried pod finds the run of its tick (named after the Job) instead of starting a second one
+    assert args.once and args.run_name == "$(JOB_NAME)" and args.service_account == "reprflow-runner"
+    assert field_ref(cron, "JOB_NAME") == "metadata.labels['batch.kubernetes.io/job-name']"
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_cluster_callers_authenticate_in_their_own_namespace(targets: dict[str, Target], name: str) -> None:
+    """Multi-user KFP: the token at kfp's path, experiments and runs in the pod's namespace, runs as reprflow-runner."""
+    from reprflow.pipelines.kfp_server import SA_TOKEN_PATH
+
+    t = targets[name]
+    for label, pod in workloads(t):
+        (c,) = pod["containers"]
+        volume = volume_at(pod, c, SA_TOKEN_PATH)
+        token = volume["projected"]["sources"][0]["serviceAccountToken"] if volume else {}
+        assert token.get("path") == Path(SA_TOKEN_PATH).name and token.get("audience") == "pipelines.kubeflow.org", label
+        assert field_ref(c, "REPRFLOW_KFP_NAMESPACE") == "metadata.namespace", label
+    trigger = pod_spec(t.one("Deployment", "reprflow-trigger"))["containers"][0]
+    assert env(trigger)["REPRFLOW_KFP_SERVICE_ACCOUNT"] == "reprflow-runner"
 
 
 # --- namespace, identity, RBAC, quotas ----------------------------------------------------------------
