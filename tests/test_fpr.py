@@ -257,3 +257,8 @@ def test_variant_anchor_counts_scale_the_count_in_use(monkeypatch: pytest.Monkey
     variants.variant_study(TABLES, IDS, COUNTS, anchors=10 * N, tasks=[])  # more anchors than items: N are used
     by_variant = dict(zip(variants.VARIANTS, used))
     assert by_variant["cosine"] == N and by_variant["cosine, m/4"] == round(N / 4) and by_variant["cosine, 4m"] == N
+    used.clear()
+    few = N // 8  # 4m fits under the item count
+    variants.variant_study(TABLES, IDS, COUNTS, anchors=few, tasks=[])
+    by_variant = dict(zip(variants.VARIANTS, used))
+    assert (by_variant["cosine"], by_variant["cosine, m/4"], by_variant["cosine, 4m"]) == (few, round(few / 4), 4 * few)

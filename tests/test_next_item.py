@@ -59,6 +59,26 @@ def test_decoders_learn_and_are_deterministic(fusion: str) -> None:
         assert not set(row) & set(test.history_items[test.history_ptr[qi] : test.history_ptr[qi + 1]])
 
 
+def test_homogeneity_study_summarises_distinct_seeds_as_documented() -> None:
+    """Mean, std (ddof 1) and pairwise top-10 churn over three different tables, recomputed per seed."""
+    from reprflow.components.evaluate_predictability.metrics.sequential_proxy import top_k_items
+
+    x, train, test = synthetic()
+    rng = np.random.default_rng(5)
+    tables = np.stack([x + s * rng.normal(size=x.shape) for s in (0.5, 1.0, 2.0)])
+    task = type("T", (), {"train": train, "test": test})()
+    proxy = homogeneity_study(task, tables)["proxy"]
+    tops = [top_k_items(t, test, 10) for t in tables]
+    per_seed = [hit_metrics(t, test) for t in tops]
+    for key in ("hr_at_10", "ndcg_at_10"):
+        values = np.array([m[key] for m in per_seed])
+        assert values.std() > 0
+        assert proxy[f"{key}_mean"] == pytest.approx(values.mean())
+        assert proxy[f"{key}_std"] == pytest.approx(values.std(ddof=1))
+    pairs = [top_list_churn(tops[i], tops[j]) for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert proxy["top10_churn"] == pytest.approx(np.mean(pairs)) and 0 < proxy["top10_churn"] <= 1
+
+
 def test_homogeneity_study_on_identical_seeds_has_no_churn() -> None:
     x, train, test = synthetic()
     task = type("T", (), {"train": train, "test": test})()

@@ -11,7 +11,7 @@ from reprflow.components.common.tasks import build_tasks, check_task, log_price,
 
 ITEMS = pd.DataFrame({
     "item": ["A", "B", "C", "D", "E"],
-    "description": ["RED MUG", "BLUE MUG", "SMALL BAG", "LARGE BAG", "ODD THING"],
+    "description": ["RED MUG", "WHITE HANGING HEART MUG", "SMALL BAG", "LARGE RED SPOT BAG", "ODD THING"],
     "baskets": [5, 5, 5, 5, 5],
     "median_price": [1.0, 2.0, np.e, 4.0, 5.0],
 })
