@@ -206,3 +206,15 @@ def test_bad_mean_inputs_name_the_parameter(kwargs: dict, name: str, value: str)
     with pytest.raises(ValueError) as err:
         two_means(**args)
     assert name in str(err.value) and value in str(err.value)
+
+
+def test_rounding_up_forgives_float_noise_only() -> None:
+    from reprflow.components.ab_prep.sample_size import _ceil
+
+    assert _ceil(62.000000000001) == 62 and _ceil(62.0001) == 63 and _ceil(0.2) == 1
+
+
+def test_power_needs_a_positive_arm_size() -> None:
+    for n in (0, -5):
+        with pytest.raises(ValueError, match="n_control"):
+            power_two_proportions(0.10, 0.12, n, 100)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
+from reprflow.components.common.errors import DataError
 from reprflow.components.featurize.fpr import (
     FPRFeaturizer,
     apply_bins,
@@ -148,15 +149,59 @@ def test_kmeanspp_never_repeats_an_anchor_when_only_duplicates_are_left() -> Non
 
 
 def test_rbf_is_exact_far_from_the_origin() -> None:
-    """|x|^2 + |a|^2 - 2 x.a cancels in float32 when the table sits far from 0; the kernel does not move."""
-    table = (1000.0 + np.random.default_rng(2).normal(size=(2000, 32))).astype(np.float32)
+    """|x|^2 + |a|^2 - 2 x.a cancels in float32 when the table sits far from 0; the kernel does not move.
+    The offset differs by coordinate, so only a per-coordinate centre removes it."""
+    rng = np.random.default_rng(2)
+    table = (1000.0 * np.sign(rng.normal(size=32)) + rng.normal(size=(2000, 32))).astype(np.float32)
     rows = np.arange(16)
     got = kernel_to_anchors(table, rows, "rbf")
     e = table.astype(np.float64)
     sq = ((e[:, None, :] - e[rows][None]) ** 2).sum(-1)
     h = np.median(sq[:: max(1, 2000 // 4096)])
     np.testing.assert_allclose(got, np.exp(-sq / h), atol=1e-5)
-    np.testing.assert_allclose(got, kernel_to_anchors(table - np.float32(1000.0), rows, "rbf"), atol=1e-5)
+    np.testing.assert_allclose(got, kernel_to_anchors(table - table.mean(0), rows, "rbf"), atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["dot", "cosine"])
+def test_kmeanspp_anchors_match_a_direct_float64_implementation(kernel: str) -> None:
+    """d^2 = K_ii + K_jj - 2 K_ij on the seed-mean kernel, first anchor the most frequent entity, then
+    draws proportional to the distance to the nearest anchor so far (default_rng(0))."""
+    rng = np.random.default_rng(5)
+    tables = rng.normal(size=(2, 60, 4)) * rng.uniform(0.5, 2, size=(1, 60, 1))  # rows of different norms
+    ids, counts = [f"e{i}" for i in range(60)], np.arange(60)
+
+    def gram(e: np.ndarray) -> np.ndarray:
+        e = e / np.linalg.norm(e, axis=1, keepdims=True) if kernel == "cosine" else e
+        return e @ e.T
+
+    k = np.mean([gram(e) for e in tables], axis=0)
+    d2 = np.diag(k)[:, None] + np.diag(k)[None] - 2 * k
+    draw, chosen = np.random.default_rng(0), [59]
+    while len(chosen) < 8:
+        nearest = np.maximum(d2[:, chosen].min(axis=1), 0)
+        nearest[chosen] = 0
+        chosen.append(int(draw.choice(60, p=nearest / nearest.sum())))
+    assert kmeanspp_anchors(tables, ids, counts, 8, kernel) == [ids[i] for i in chosen]
+
+
+def test_a_value_on_a_bin_edge_goes_to_the_upper_bin_and_edges_must_ascend() -> None:
+    np.testing.assert_array_equal(apply_bins(np.array([[0.5], [0.2]]), np.array([[0.5]])), [[1.0], [0.0]])
+    d = FPRFeaturizer(("a", "b"), "cosine", False, ((0.1, 0.5), (0.2, 0.4))).to_dict()
+    FPRFeaturizer.from_dict(d)
+    with pytest.raises(DataError, match="bin_edges"):
+        FPRFeaturizer.from_dict(d | {"bin_edges": [[0.5, 0.1], [0.2, 0.4]]})
+
+
+def test_bin_edges_are_fitted_on_every_stride_th_training_entity(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reprflow.components.featurize import fpr
+
+    monkeypatch.setattr(fpr, "FIT_SAMPLE", 10)  # 25 entities: stride ceil(25 / 10) = 3
+    tables = RNG.normal(size=(2, 25, 4)).astype(np.float32)
+    ids = [f"e{i}" for i in range(25)]
+    feat = FPRFeaturizer.fit(ids, np.arange(25)[::-1], 3, tables=tables, quantile_bins=4)
+    raw = FPRFeaturizer.fit(ids, np.arange(25)[::-1], 3).transform(tables, ids)  # unbinned seed mean
+    expected = quantile_edges(raw[::3], 4)
+    np.testing.assert_allclose(np.array(feat.bin_edges), expected, rtol=1e-6)
 
 
 def test_invariant_to_seed_order_and_deterministic() -> None:

@@ -418,3 +418,14 @@ def test_risk_from_features_takes_sigma_from_the_pool() -> None:
 def test_bad_input_raises(call) -> None:
     with pytest.raises(ValueError):
         call()
+
+
+def test_risk_from_features_splits_the_target_variance_exactly_on_a_small_sample() -> None:
+    """Without a stabiliser the explained part is the OLS fit on centred features: explained +
+    residual = var(y) (ddof 0) exactly, whatever N; large-N checks cannot tell N from N - 1 or N - p."""
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(20, 5))
+    y = f @ rng.normal(size=5) + rng.normal(size=20)
+    out = risk_from_features(f, y, 50, lam=0.1, stabiliser=0.0)
+    assert out["target_variance"] == pytest.approx(np.var(y), rel=1e-12)
+    assert out["explained"] + out["residual"] == pytest.approx(out["target_variance"], rel=1e-10)

@@ -332,3 +332,13 @@ def test_invalid_baskets() -> None:
         queries_from_baskets(customer, day, basket, item, min_history=0)
     with pytest.raises(ValueError, match="negative"):
         queries_from_baskets(customer, day, basket, np.r_[-1, item[1:]])
+
+
+def test_item_indices_must_be_inside_the_table_and_k_may_be_all_items() -> None:
+    table = np.eye(5)
+    with pytest.raises(ValueError, match="only 5 items"):  # a target index equal to n is out of range
+        per_query_scores(table, SequentialQueries([0, 1], [1], [0, 1], [5]), k=2)
+    with pytest.raises(ValueError, match="only 5 items"):
+        sequential_proxy(table, SequentialQueries([0, 1], [5], [0, 1], [1]), k=2)
+    # k = n: every item not in the history is in the top k, so the target is always a hit
+    assert sequential_proxy(table, SequentialQueries([0, 1], [0], [0, 1], [3]), k=5)["hr_at_5"] == 1.0
