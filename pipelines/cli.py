@@ -94,10 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def published_version(registry: Registry, name: str, bundle_dir: Path) -> str:
     """The newest version of `name` that holds exactly the files of `bundle_dir` (not simply the newest
     version: another publisher may have published after this run)."""
-    for version in reversed(registry.list_versions(name)):
-        if registry.holds(version, bundle_dir):
-            return version
-    raise ReprflowError(f"{registry.root}: no version of {name} holds the bundle at {bundle_dir}")
+    version = registry.holding(name, bundle_dir)
+    if version is None:
+        raise ReprflowError(f"{registry.root}: no version of {name} holds the bundle at {bundle_dir}")
+    return version
 
 
 def _registry(args: argparse.Namespace, config: dict, out: Path) -> str:
@@ -198,9 +198,9 @@ def _parse_params(pipeline: str, items: list[str]) -> dict:
 
     A string input also takes a bare value (KEY=gs://bucket/x); the others need JSON (seeds=[0,1,2]).
     """
-    from reprflow.pipelines.compile import pipeline_function
+    from reprflow.pipelines.compile import pipeline_inputs
 
-    inputs = pipeline_function(pipeline).component_spec.inputs or {}
+    inputs = pipeline_inputs(pipeline)
     checks = {"String": str, "Integer": int, "Float": (int, float), "Boolean": bool, "List": list, "Dict": dict}
     params = {}
     for item in items:
@@ -227,7 +227,7 @@ def _parse_params(pipeline: str, items: list[str]) -> dict:
 def _run_arguments(args: argparse.Namespace) -> tuple[dict, str]:
     """A run's parameters (the config's, as `compile --config` sets them, then --param) and pipeline root."""
     from reprflow.components.common.config import SCHEMA, load_config, validate_config
-    from reprflow.pipelines.compile import pipeline_parameters
+    from reprflow.pipelines.compile import checkpoint_root, pipeline_inputs, pipeline_parameters
 
     config = load_config(args.config) if args.config else None
     params = pipeline_parameters(args.pipeline, config) if config is not None else {}
@@ -244,9 +244,8 @@ def _run_arguments(args: argparse.Namespace) -> tuple[dict, str]:
     if root and "://" not in root:
         raise ReprflowError(f"--pipeline-root {root!r}: expected an object-store URI such as gs://bucket/prefix "
                             "('' = the server's default)")
-    if root and args.pipeline != "ab-prep" and "checkpoint_root" not in given:
-        # checkpoints follow the artifacts, as `compile --config` places them: a retried pretraining resumes
-        params["checkpoint_root"] = f"{root.rstrip('/')}/checkpoints"
+    if root and "checkpoint_root" not in given and "checkpoint_root" in pipeline_inputs(args.pipeline):
+        params["checkpoint_root"] = checkpoint_root(root)  # checkpoints follow the artifacts, as compile places them
     uri = params.get("data_uri")
     if isinstance(uri, str) and "://" not in uri:
         print(f"reprflow: warning: data_uri {uri!r} is a local path; the cluster's pods must be able to read it "
@@ -359,11 +358,8 @@ def _trigger_options(p: argparse.ArgumentParser) -> None:
     host = os.environ.get(HOST_ENV)
     p.add_argument("--host-kfp", default=host, help=f"URL of the KFP API (default: ${HOST_ENV})")
     p.add_argument("--token", help="bearer token for the KFP server (default: $REPRFLOW_KFP_TOKEN; none if unset)")
-    p.add_argument("--namespace", default=os.environ.get(NAMESPACE_ENV),
-                   help=f"Kubernetes namespace (profile) on a multi-user KFP install (default: ${NAMESPACE_ENV})")
-    p.add_argument("--service-account", default=os.environ.get(SERVICE_ACCOUNT_ENV),
-                   help=f"Kubernetes service account of the run's pods (default: ${SERVICE_ACCOUNT_ENV}, else the "
-                   "server's)")
+    _namespace_option(p)
+    _service_account_option(p)
     p.add_argument("--pipeline", default="retrain",
                    help="pipeline whose parameters the config gives the run, data_uri set to the batch "
                    "(default: retrain)")
@@ -378,8 +374,18 @@ def _server_options(p: argparse.ArgumentParser) -> None:
                    help=f"URL of the KFP API, e.g. http://localhost:8080 (kubectl port-forward svc/ml-pipeline-ui "
                    f"8080:80 -n kubeflow); default: ${HOST_ENV}")
     p.add_argument("--token", help="bearer token for the server (default: $REPRFLOW_KFP_TOKEN; none if unset)")
+    _namespace_option(p)
+
+
+def _namespace_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", default=os.environ.get(NAMESPACE_ENV),
-                   help=f"Kubernetes namespace (profile) on a multi-user install (default: ${NAMESPACE_ENV})")
+                   help=f"Kubernetes namespace (profile) on a multi-user KFP install (default: ${NAMESPACE_ENV})")
+
+
+def _service_account_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--service-account", default=os.environ.get(SERVICE_ACCOUNT_ENV),
+                   help="Kubernetes service account the run's pods use, e.g. reprflow-runner "
+                   f"(default: ${SERVICE_ACCOUNT_ENV}, else the server's)")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -393,9 +399,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    "data_uri=gs://b/x")
     p.add_argument("--pipeline-root", help="where the run's artifacts go, e.g. gs://bucket/prefix "
                    "(default: the config's cluster.pipeline_root; '' = the server's default)")
-    p.add_argument("--service-account", default=os.environ.get(SERVICE_ACCOUNT_ENV),
-                   help="Kubernetes service account the run's pods use, e.g. reprflow-runner "
-                   f"(default: ${SERVICE_ACCOUNT_ENV}, else the server's)")
+    _service_account_option(p)
 
 
 def _port(text: str) -> int:

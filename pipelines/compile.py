@@ -28,12 +28,22 @@ def pipeline_function(name: str, config: dict[str, Any] | None = None) -> Any:
     return PIPELINES[name](config["resources"] if config is not None else DEFAULT_RESOURCES)
 
 
+def pipeline_inputs(name: str) -> dict[str, Any]:
+    """Pipeline `name`'s input specs by parameter name."""
+    return pipeline_function(name).component_spec.inputs or {}
+
+
+def checkpoint_root(pipeline_root: str) -> str:
+    """On a cluster, checkpoints go to the artifact store, so a retried pretraining task resumes on
+    any node; '' (none) without a pipeline root."""
+    return f"{pipeline_root.rstrip('/')}/checkpoints" if pipeline_root else ""
+
+
 def pipeline_parameters(name: str, config: dict[str, Any]) -> dict[str, Any]:
     """The parameters a validated `config` gives pipeline `name`: compile-time defaults and run arguments."""
     pipeline_function(name)
-    root = config["cluster"]["pipeline_root"].rstrip("/")
-    # On a cluster, checkpoints in the artifact store: a retried pretraining task resumes on any node.
-    common = {"data_uri": config["data"]["uri"], "config": config, "checkpoint_root": f"{root}/checkpoints" if root else ""}
+    common = {"data_uri": config["data"]["uri"], "config": config,
+              "checkpoint_root": checkpoint_root(config["cluster"]["pipeline_root"])}
     if name == "representation":
         return common | {"seeds": config["seeds"], "registry": config["cluster"]["registry"]}
     if name == "retrain":

@@ -351,7 +351,7 @@ def upload(host: str, package_path: str | Path, pipeline_name: str, version_name
         # upload_pipeline) would name that version after the pipeline, whatever `version_name` says.
         import kfp_server_api
 
-        api = kfp_server_api.PipelineServiceApi(client._run_api.api_client)  # the time-limited REST client
+        api = kfp_server_api.PipelineServiceApi(client._run_api.api_client)  # its guarded REST client
         with _calling(host, f"create_pipeline {pipeline_name!r}"):
             pipeline = api.pipeline_service_create_pipeline(kfp_server_api.V2beta1Pipeline(
                 name=pipeline_name, display_name=pipeline_name, description=text, namespace=namespace))

@@ -330,11 +330,10 @@ class Registry:
         self._check(name)
         local = Path(local_dir)
         files = _scan(local)
-        if reuse:
-            same = [v for v in self.list_versions(name) if v.endswith("-" + content_hash(files))]
-            if same:
-                log.info("%s already holds these files as version %s", self.version_uri(name, same[-1]), same[-1])
-                return self.get_version(name, same[-1])
+        same = self._holding(name, content_hash(files)) if reuse else None
+        if same is not None:
+            log.info("%s already holds these files", self.version_uri(name, same))
+            return self.get_version(name, same)
         when = datetime.now(timezone.utc)
         version_id = version_id_for(files, when)
         version = Version(name, version_id, self.version_uri(name, version_id), files, dict(provenance),
@@ -404,6 +403,14 @@ class Registry:
         if not isinstance(got[0], dict):
             raise StorageError(f"{self.pointer_uri(name)}: not a pointer (a JSON object with \"version\")")
         return Pointer(got[0].get("version"), got[1])
+
+    def holding(self, name: str, local_dir: str | os.PathLike) -> str | None:
+        """The newest version of `name` that holds exactly the files under `local_dir`, or None."""
+        return self._holding(name, content_hash(_scan(Path(local_dir))))
+
+    def _holding(self, name: str, digest: str) -> str | None:
+        same = [v for v in self.list_versions(name) if v.endswith("-" + digest)]
+        return same[-1] if same else None
 
     @staticmethod
     def holds(version_id: str | None, local_dir: str | os.PathLike) -> bool:
